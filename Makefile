@@ -1,0 +1,46 @@
+# mxsf: `make demo` and `make test` do all the set-up they need on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.mxsf-installed
+JOBS   ?= auto
+PYTEST_ARGS ?=
+
+.PHONY: all setup test test-slow demo bench iverilog clean
+
+all: test
+
+setup: $(STAMP) iverilog
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Icarus Verilog is not on PyPI: install Debian's package when we can, else say how.
+iverilog:
+	@if ! command -v iverilog >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Icarus Verilog (Debian package iverilog) ..."; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog) >/dev/null \
+	      || { echo "error: apt-get install iverilog failed"; exit 1; }; \
+	  else \
+	    echo "note: Icarus Verilog not found; install it with 'sudo apt-get install iverilog' (Icarus tests are skipped until then)"; \
+	  fi; \
+	fi
+
+test: setup
+	$(PY) -m pytest -n $(JOBS) -q $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -n $(JOBS) -q -m slow $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/mxsf demo --out build/demo
+
+bench: setup
+	$(PY) benchmarks/golden_bench.py
+
+clean:
+	rm -rf build .pytest_cache

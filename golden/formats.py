@@ -1,0 +1,280 @@
+"""Element format registry (SPEC.md section 1).
+
+One frozen :class:`ElementFormat` per format, built from a single table of
+(kind, bits, exponent bits, mantissa bits, bias). Everything else -- the value of
+every code, the largest and smallest values, ``emax_elem``, the integer
+significand of every code used by the exact dot product -- is derived from it.
+
+Every element format is described to the encoder (:mod:`mxsf.golden.quantize`)
+as one or two *segments* of a floating-point staircase: a segment covers the
+unbiased exponents ``ky >= ky_lo`` (up to the next segment) and has ``man_bits``
+mantissa bits and its smallest normal exponent ``emin``. Plain FP formats are one segment; MXSF is two (E3M2 below 1,
+E2M5 from 1 up); INT8 is one all-subnormal segment (a fixed-point grid of 2^-6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+__all__ = [
+    "ElementFormat",
+    "Segment",
+    "FORMATS",
+    "ALIASES",
+    "ELEMENT_FORMATS",
+    "get_format",
+    "format_names",
+    "decode",
+]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One binade staircase of an element format, as the encoder sees it.
+
+    For an input whose unbiased exponent is ``ky`` (``ky >= ky_lo`` of this segment),
+    the quantum is ``2^(max(ky, emin) - man_bits)`` and the magnitude code is
+    ``(max(ky, emin) - emin) * 2^man_bits + n`` where ``n`` is the
+    rounded significand in quanta (``n`` may reach ``2^(man_bits+1)``, which carries
+    into the next binade's code, as in IEEE).
+    """
+
+    ky_lo: int
+    emin: int
+    man_bits: int
+
+
+@dataclass(frozen=True)
+class ElementFormat:
+    """Description of one element format (frozen).
+
+    Attributes
+    ----------
+    name : str
+        Canonical name (``fp8_e4m3``, ..., ``mxsf``, ``bf16``).
+    kind : str
+        ``"fp"`` (sign/exponent/mantissa), ``"int"`` (two's complement fixed point)
+        or ``"mxsf"`` (two-mode MX-SAFE element).
+    bits : int
+        Code width.
+    exp_bits, man_bits : int
+        Field widths (INT8: 0 and 7; MXSF: the E2M5 view, 2 and 5).
+    bias : int
+        Exponent bias (0 for INT8 and MXSF, whose values are given in SPEC.md).
+    emax_elem : int
+        Unbiased exponent of the largest value (SPEC.md section 1).
+    has_inf, has_nan : bool
+        Whether some codes are Inf / NaN.
+    ocp_name : str or None
+        The OCP MX name (``mxfp8_e4m3``, ...), accepted as an alias.
+    """
+
+    name: str
+    kind: str
+    bits: int
+    exp_bits: int
+    man_bits: int
+    bias: int
+    emax_elem: int
+    has_inf: bool
+    has_nan: bool
+    ocp_name: str | None = None
+
+    # -- derived tables -------------------------------------------------------------
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """float64 value of every code (index = code); NaN/Inf where the code is one."""
+        return _value_table(self)
+
+    @property
+    def n_codes(self) -> int:
+        return 1 << self.bits
+
+    @property
+    def sign_mask(self) -> int:
+        return 1 << (self.bits - 1)
+
+    @cached_property
+    def max_code(self) -> int:
+        """Magnitude code (sign bit clear) of the largest finite value."""
+        mags = self.values[: self.sign_mask]
+        finite = np.flatnonzero(np.isfinite(mags))
+        return int(finite[np.argmax(mags[finite])])
+
+    @property
+    def max_value(self) -> float:
+        """Largest finite value."""
+        return float(self.values[self.max_code])
+
+    @cached_property
+    def min_value(self) -> float:
+        """Smallest value > 0."""
+        v = self.values[: self.sign_mask]
+        return float(np.min(v[np.isfinite(v) & (v > 0)]))
+
+    @property
+    def lsb_exp(self) -> int:
+        """Exponent of the smallest value > 0: every finite value is an integer times 2^lsb_exp."""
+        return int(np.log2(self.min_value))
+
+    @cached_property
+    def int_values(self) -> np.ndarray:
+        """int64 significand of every code: value = int_values[code] * 2^lsb_exp (0 for NaN/Inf)."""
+        if self.name == "bf16":
+            raise ValueError("bf16 is not an MX element format: it has no integer significand table")
+        v = self.values
+        out = np.zeros(v.shape, dtype=np.int64)
+        fin = np.isfinite(v)
+        out[fin] = np.ldexp(v[fin], -self.lsb_exp).astype(np.int64)
+        assert np.array_equal(np.ldexp(out[fin].astype(np.float64), self.lsb_exp), v[fin])
+        return out
+
+    @property
+    def max_int(self) -> int:
+        """Largest |int_values| (bounds the exact block sums)."""
+        return int(np.max(np.abs(self.int_values)))
+
+    @cached_property
+    def is_nan(self) -> np.ndarray:
+        """bool per code: the code is NaN."""
+        return np.isnan(self.values)
+
+    @cached_property
+    def is_inf(self) -> np.ndarray:
+        """bool per code: the code is +/-Inf."""
+        return np.isinf(self.values)
+
+    @property
+    def has_neg_zero(self) -> bool:
+        """Whether the sign bit with magnitude 0 is a distinct (negative) zero."""
+        return self.kind != "int"
+
+    @cached_property
+    def segments(self) -> tuple[Segment, ...]:
+        """The encoder's staircase description (see module docstring)."""
+        if self.kind == "fp":
+            emin = 1 - self.bias
+            return (Segment(ky_lo=-(1 << 30), emin=emin, man_bits=self.man_bits),)
+        if self.kind == "int":
+            # value = n * 2^-6 for n in 0..127: an all-subnormal grid with quantum 2^-6.
+            return (Segment(ky_lo=-(1 << 30), emin=1, man_bits=7),)
+        if self.kind == "mxsf":
+            return (
+                # E3M2 mode (exponent field 0): 2^(E-8) (1 + M/4), subnormals 2^-7 (M/4).
+                Segment(ky_lo=-(1 << 30), emin=-7, man_bits=2),
+                # E2M5 mode: 2^(e-1) (1 + m/32) for e = 1..3; ky = 0 with n = 32 is code 32 (= 1.0).
+                Segment(ky_lo=0, emin=0, man_bits=5),
+            )
+        raise ValueError(f"format {self.name!r} has no element encoder")
+
+    def describe(self) -> dict:
+        """Plain-dict summary (for the CLI table and JSON sidecars)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d.update(max_value=self.max_value, min_value=self.min_value, lsb_exp=self.lsb_exp)
+        return d
+
+
+def _fp_value(s, e, m, exp_bits, man_bits, bias):
+    """Value of IEEE-like sign/exponent/mantissa fields (subnormal when e == 0)."""
+    e = np.asarray(e, dtype=np.int64)
+    m = np.asarray(m, dtype=np.float64)
+    frac = m / (1 << man_bits)
+    mag = np.where(e == 0, np.ldexp(frac, 1 - bias), np.ldexp(1.0 + frac, e - bias))
+    return np.where(s != 0, -mag, mag)
+
+
+def _value_table(f: ElementFormat) -> np.ndarray:
+    codes = np.arange(1 << f.bits, dtype=np.int64)
+    s = (codes >> (f.bits - 1)) & 1
+    if f.kind == "int":
+        signed = np.where(codes >= 128, codes - 256, codes)
+        return signed.astype(np.float64) / 64.0
+    e = (codes >> f.man_bits) & ((1 << f.exp_bits) - 1)
+    m = codes & ((1 << f.man_bits) - 1)
+    if f.kind == "mxsf":
+        wide = np.ldexp(1.0 + m / 32.0, e - 1)  # E2M5 mode, e != 0
+        E = (m >> 2) & 7
+        M = m & 3
+        narrow = np.where(E == 0, np.ldexp(M / 4.0, -7), np.ldexp(1.0 + M / 4.0, E - 8))
+        mag = np.where(e != 0, wide, narrow)
+        return np.where(s != 0, -mag, mag)
+    v = _fp_value(s, e, m, f.exp_bits, f.man_bits, f.bias)
+    emax_field = (1 << f.exp_bits) - 1
+    if f.name == "fp8_e4m3":  # OCP E4M3: S.1111.111 is NaN, no Inf
+        v = np.where((e == emax_field) & (m == 7), np.nan, v)
+    elif f.has_inf:  # IEEE-like (E5M2, BF16): all-ones exponent is Inf/NaN
+        special = np.where(m == 0, np.where(s != 0, -np.inf, np.inf), np.nan)
+        v = np.where(e == emax_field, special, v)
+    return v
+
+
+# name: (kind, bits, exp_bits, man_bits, bias, emax_elem, has_inf, has_nan, ocp alias)
+_TABLE = {
+    "fp8_e4m3": ("fp", 8, 4, 3, 7, 8, False, True, "mxfp8_e4m3"),
+    "fp8_e5m2": ("fp", 8, 5, 2, 15, 15, True, True, "mxfp8_e5m2"),
+    "fp6_e3m2": ("fp", 6, 3, 2, 3, 4, False, False, "mxfp6_e3m2"),
+    "fp6_e2m3": ("fp", 6, 2, 3, 1, 2, False, False, "mxfp6_e2m3"),
+    "fp4_e2m1": ("fp", 4, 2, 1, 1, 2, False, False, "mxfp4_e2m1"),
+    "int8": ("int", 8, 0, 7, 0, 0, False, False, "mxint8"),
+    "fp8_e2m5": ("fp", 8, 2, 5, 1, 2, False, False, None),
+    "mxsf": ("mxsf", 8, 2, 5, 0, 2, False, False, None),
+    "bf16": ("fp", 16, 8, 7, 127, 127, True, True, None),
+}
+
+FORMATS: dict[str, ElementFormat] = {
+    name: ElementFormat(name, *row[:-1], ocp_name=row[-1]) for name, row in _TABLE.items()
+}
+"""Canonical name -> format, in SPEC.md order."""
+
+ALIASES: dict[str, str] = {f.ocp_name: n for n, f in FORMATS.items() if f.ocp_name}
+"""OCP names accepted wherever a format is named."""
+
+ELEMENT_FORMATS: tuple[str, ...] = tuple(n for n in FORMATS if n != "bf16")
+"""The MX element formats (bf16 is only the baseline)."""
+
+
+def format_names(*, include_bf16: bool = True, include_aliases: bool = False) -> list[str]:
+    names = list(FORMATS if include_bf16 else ELEMENT_FORMATS)
+    if include_aliases:
+        names += list(ALIASES)
+    return names
+
+
+def get_format(fmt, *, element_only: bool = False, param: str = "fmt") -> ElementFormat:
+    """Return the :class:`ElementFormat` for a name, an OCP alias or a format.
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the allowed names), or ``bf16`` when
+        ``element_only`` (bf16 is not an MX element format).
+    """
+    if isinstance(fmt, ElementFormat):
+        f = fmt
+    elif isinstance(fmt, str):
+        key = fmt.strip().lower()
+        key = ALIASES.get(key, key)
+        if key not in FORMATS:
+            allowed = ", ".join(format_names(include_bf16=not element_only, include_aliases=True))
+            raise ValueError(f"{param} must be one of {allowed}; not {fmt!r}")
+        f = FORMATS[key]
+    else:
+        raise ValueError(f"{param} must be a format name (str), not {fmt!r}")
+    if element_only and f.name == "bf16":
+        allowed = ", ".join(format_names(include_bf16=False, include_aliases=True))
+        raise ValueError(f"{param} must be an MX element format ({allowed}); not 'bf16'")
+    return f
+
+
+def decode(codes, fmt) -> np.ndarray:
+    """float64 value of each element code (NaN/Inf for special codes)."""
+    f = get_format(fmt)
+    codes = np.asarray(codes)
+    if codes.size and (codes.min() < 0 or codes.max() >= f.n_codes):
+        raise ValueError(f"codes must be integers in [0, {f.n_codes - 1}] for {f.name}")
+    return f.values[codes.astype(np.int64)]

@@ -1,0 +1,163 @@
+"""The ``mxsf`` command line.
+
+Every command reports bad input as one line on stderr and exits 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "CLIError"]
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        raise CLIError(message)
+
+
+# ------------------------------------------------------------------------------------
+# formats / quantize
+# ------------------------------------------------------------------------------------
+
+def format_table() -> str:
+    from mxsf.golden import FORMATS
+
+    head = ("format", "alias", "bits", "E", "M", "bias", "emax_elem", "largest", "smallest>0", "specials")
+    rows = []
+    for f in FORMATS.values():
+        specials = "NaN,Inf" if f.has_inf else ("NaN" if f.has_nan else "-")
+        e, m = (f"{f.exp_bits}", f"{f.man_bits}") if f.kind == "fp" else (
+            ("2|3", "5|2") if f.kind == "mxsf" else ("-", "-"))
+        rows.append((f.name, f.ocp_name or "-", str(f.bits), e, m,
+                     str(f.bias) if f.kind == "fp" else "-", str(f.emax_elem),
+                     f"{f.max_value:.6g}", f"2^{f.lsb_exp}", specials))
+    return _table(head, rows)
+
+
+def _table(head, rows) -> str:
+    widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(head), sep, *map(line, rows)])
+
+
+def _cmd_formats(args) -> int:
+    print(format_table())
+    return 0
+
+
+def _cmd_quantize(args) -> int:
+    from mxsf.golden import dequantize, error_stats, quantize, quantize_tiles
+
+    src = Path(args.input)
+    if not src.is_file():
+        raise CLIError(f"input file not found: {src}")
+    try:
+        x = np.load(src, allow_pickle=False)
+    except Exception as e:  # a corrupt or non-.npy file
+        raise CLIError(f"cannot read {src} as a .npy array: {e}") from None
+    if args.tile is not None:
+        q = quantize_tiles(x, args.fmt, tile=tuple(args.tile))
+        geometry = f"tiles {args.tile[0]}x{args.tile[1]}"
+    else:
+        q = quantize(x, args.fmt, block_size=args.block_size, axis=args.axis)
+        geometry = f"1D blocks of {args.block_size} along axis {args.axis}"
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, codes=q.codes, scale_e8m0=q.scale_e8m0, block_shape=np.array(q.block_shape),
+             fmt=np.array(q.fmt.name))
+    st = error_stats(x, dequantize(q))
+    print(f"{q.fmt.name}, {geometry}: {q.codes.size} codes, {q.scale_e8m0.size} scales -> {out}")
+    print(f"max abs error {st['max_abs']:.6g}  RMSE {st['rmse']:.6g}  SQNR {st['sqnr_db']:.2f} dB")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from mxsf.golden import ELEMENT_FORMATS, dequantize, error_stats, quantize, quantize_tiles, sample_tensor
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print("== Element formats (SPEC.md section 1)\n")
+    print(format_table())
+    x = sample_tensor(256, 256, seed=0)
+    np.save(out / "sample.npy", x)
+    print(f"\n== Quantization error on a 256x256 sample tensor (rows spread over 8 binades, "
+          f"rare 50x outliers; {out / 'sample.npy'})\n")
+    rows = []
+    for name in ELEMENT_FORMATS:
+        b = error_stats(x, dequantize(quantize(x, name, block_size=32)))
+        t = error_stats(x, dequantize(quantize_tiles(x, name, tile=(32, 32))))
+        rows.append((name, f"{b['sqnr_db']:.2f}", f"{b['max_abs']:.4g}", f"{t['sqnr_db']:.2f}", f"{t['max_abs']:.4g}"))
+    print(_table(("format", "SQNR 1x32 (dB)", "max err 1x32", "SQNR 32x32 tile (dB)", "max err 32x32"), rows))
+    return 0
+
+
+# ------------------------------------------------------------------------------------
+# argument parsing
+# ------------------------------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mxsf", description="Generate, test and measure MX (microscaling) datapaths.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    s = sub.add_parser("formats", help="print the element format table")
+    s.set_defaults(func=_cmd_formats)
+
+    s = sub.add_parser("quantize", help="quantize a .npy array to MX codes and scales")
+    s.add_argument("input", help="input .npy file (floating point)")
+    s.add_argument("--fmt", required=True, help="element format (e.g. mxsf, fp8_e4m3, mxfp8_e4m3)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--block-size", type=_positive_int, default=32, help="1D block size (default 32)")
+    g.add_argument("--tile", type=_positive_int, nargs=2, metavar=("R", "C"), help="2D tiles of R x C")
+    s.add_argument("--axis", type=int, default=-1, help="axis of the 1D blocks (default -1)")
+    s.add_argument("-o", "--output", required=True, help="output .npz (codes, scale_e8m0, block_shape, fmt)")
+    s.set_defaults(func=_cmd_quantize)
+
+    s = sub.add_parser("demo", help="show the golden model at work (used by `make demo`)")
+    s.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
+    s.set_defaults(func=_cmd_demo)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return p
+
+
+_EXTRA_COMMANDS: list = []
+"""Functions ``register(subparsers)`` that add further commands (hardware, synthesis)."""
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except (CLIError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"mxsf: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mxsf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
