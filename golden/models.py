@@ -1,0 +1,136 @@
+"""Cycle-level reference models of the hardware blocks.
+
+The testbenches drive the hardware with a per-cycle input trace (a beat, or
+``None`` for an idle cycle) and compare its outputs on every cycle with what
+these models predict. A model knows the block's latency only as a number it is
+given; it knows nothing of the hardware.
+
+Framing of a PE input stream (SPEC.md section 5, shared by the MX and BF16 PEs):
+
+* a dot product starts at a beat with ``first`` set, or at the first beat after
+  a beat with ``last`` set (or after reset); a ``first`` beat abandons any
+  unfinished dot product;
+* an MX block is ``block_size / lanes`` consecutive beats; a block also ends at
+  ``last`` (its missing elements are zeros); a block's two E8M0 scales are taken
+  from its first beat;
+* the dot product's float32 result leaves the PE ``latency`` cycles after the
+  cycle that carried its ``last`` beat, as one valid output cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .formats import get_format
+from .matmul import bf16_matmul, matmul
+from .quantize import MXArray
+
+__all__ = ["Beat", "pe_cycle_model", "bf16_pe_cycle_model", "mx_dot", "bf16_dot"]
+
+
+@dataclass
+class Beat:
+    """One input beat of a PE: ``lanes`` codes of A and B, the block scales, framing marks."""
+
+    a: list
+    b: list
+    scale_a: int = 127
+    scale_b: int = 127
+    first: bool = False
+    last: bool = False
+    tag: dict = field(default_factory=dict)   # free-form: where the beat came from (for messages)
+
+
+def mx_dot(blocks, fmt, block_size: int) -> np.float32:
+    """SPEC.md section 5 result of one dot product given as blocks.
+
+    ``blocks`` is a list of ``(a_codes, b_codes, scale_a, scale_b)`` with up to
+    ``block_size`` codes each (fewer codes are zero-padded).
+    """
+    f = get_format(fmt, element_only=True)
+    n = len(blocks)
+    a = np.zeros((1, n * block_size), dtype=np.uint8)
+    b = np.zeros((n * block_size, 1), dtype=np.uint8)
+    sa = np.zeros((1, n), dtype=np.uint8)
+    sb = np.zeros((n, 1), dtype=np.uint8)
+    for j, (ac, bc, xa, xb) in enumerate(blocks):
+        a[0, j * block_size: j * block_size + len(ac)] = ac
+        b[j * block_size: j * block_size + len(bc), 0] = bc
+        sa[0, j], sb[j, 0] = xa, xb
+    qa = MXArray(f, a, sa, (1, block_size))
+    qb = MXArray(f, b, sb, (block_size, 1))
+    return matmul(qa, qb)[0, 0]
+
+
+def bf16_dot(a_bits, b_bits) -> np.float32:
+    """BF16 baseline dot product of bfloat16 bit patterns (SPEC.md section 5)."""
+    a = (np.asarray(a_bits, dtype=np.uint32) << 16).view(np.float32).reshape(1, -1)
+    b = (np.asarray(b_bits, dtype=np.uint32) << 16).view(np.float32).reshape(-1, 1)
+    if a.size == 0:
+        return np.float32(0.0)
+    return bf16_matmul(a, b)[0, 0]
+
+
+def _f32_bits(x) -> int:
+    return int(np.asarray(x, dtype=np.float32).view(np.uint32))
+
+
+def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> list:
+    """Expected output of an MX PE on every cycle.
+
+    Parameters
+    ----------
+    trace : list of Beat or None
+        Input per cycle (``None``: no valid beat that cycle).
+    latency : int
+        Cycles from a ``last`` beat to its result.
+
+    Returns
+    -------
+    list of int or None
+        For each cycle of ``len(trace) + latency`` cycles: the float32 bits of the
+        result that is valid that cycle, or ``None``.
+    """
+    bpb = block_size // lanes
+    out = [None] * (len(trace) + latency)
+    blocks: list = []
+    cur = None          # block being filled: [a, b, sa, sb]
+    beat_idx = 0
+    for cyc, beat in enumerate(trace):
+        if beat is None:
+            continue
+        if beat.first:
+            blocks, cur, beat_idx = [], None, 0
+        if beat_idx == 0:
+            cur = [[], [], beat.scale_a, beat.scale_b]
+        cur[0].extend(beat.a)
+        cur[1].extend(beat.b)
+        end = beat.last or beat_idx == bpb - 1
+        beat_idx = 0 if end else beat_idx + 1
+        if end:
+            blocks.append(tuple(cur))
+            cur = None
+        if beat.last:
+            out[cyc + latency] = _f32_bits(mx_dot(blocks, fmt, block_size))
+            blocks = []
+    return out
+
+
+def bf16_pe_cycle_model(trace, *, latency: int) -> list:
+    """Expected output of the BF16 PE on every cycle (same framing, no blocks or scales)."""
+    out = [None] * (len(trace) + latency)
+    a: list = []
+    b: list = []
+    for cyc, beat in enumerate(trace):
+        if beat is None:
+            continue
+        if beat.first:
+            a, b = [], []
+        a.extend(beat.a)
+        b.extend(beat.b)
+        if beat.last:
+            out[cyc + latency] = _f32_bits(bf16_dot(a, b))
+            a, b = [], []
+    return out

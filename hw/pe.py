@@ -1,0 +1,303 @@
+"""The MX processing element: exact block dot products, one rounding, float32 accumulation."""
+
+
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from mxsf.golden.formats import ElementFormat, get_format
+
+from .formats import ElementDecoder, check_int, product_width
+from .fp32 import CANONICAL_NAN, Float32Adder, IntToFloat32
+
+__all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree"]
+
+_F32_PINF = 0x7F800000
+_F32_NINF = 0xFF800000
+
+
+def mx_beat_layout(fmt, lanes: int) -> data.StructLayout:
+    """One input beat of the MX PE: ``lanes`` codes of A and of B, two E8M0 scales, framing."""
+    f = get_format(fmt, element_only=True)
+    return data.StructLayout({
+        "a": data.ArrayLayout(f.bits, lanes),
+        "b": data.ArrayLayout(f.bits, lanes),
+        "scale_a": 8,
+        "scale_b": 8,
+        "first": 1,
+        "last": 1,
+    })
+
+
+def adder_tree(terms):
+    """Balanced sum of ``terms``; every level is one bit wider than the level below,
+    so each adder is as wide as the values it can carry."""
+    terms = list(terms)
+    while len(terms) > 1:
+        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = nxt
+    return terms[0]
+
+
+class _Framing(data.Struct):
+    """Where a beat sits in its block and dot product (carried down the pipeline)."""
+
+    block_start: 1   # first beat of a block
+    block_end: 1     # last beat of a block
+    dot_first: 1     # the beat's block is the first block of its dot product
+    dot_end: 1       # last beat of the dot product
+
+
+class _Specials(data.Struct):
+    """Non-finite products seen so far in a block (SPEC.md section 5)."""
+
+    nan: 1
+    pinf: 1
+    ninf: 1
+
+
+class MXProcessingElement(wiring.Component):
+    """MX dot-product processing element (SPEC.md section 5), one beat per cycle.
+
+    For each dot product, over its K-blocks in order: the exact integer sum ``s``
+    of the block's element products (a fixed-point adder tree as wide as the
+    format needs, e.g. 70 bits for ``fp8_e5m2``), one RNE rounding of
+    ``s x 2^(Ea+Eb)`` to float32, and float32 accumulation (IEEE addition, RNE,
+    subnormals kept, canonical qNaN 0x7FC00000; a NaN scale 0xFF, a NaN element,
+    Inf x 0 or +Inf and -Inf products in a block make the block NaN).
+
+    Parameters
+    ----------
+    fmt : str
+        Element format or OCP alias (any MX element format; not bf16).
+    block_size : int
+        Elements per block sharing one pair of scales, in [1, 1024].
+    lanes : int
+        Element pairs per beat, dividing ``block_size`` (default ``block_size``):
+        a block takes ``block_size // lanes`` beats.
+
+    Members
+    -------
+    i : In(stream.Signature(mx_beat_layout(fmt, lanes), always_ready=True))
+        Beats: ``a``/``b`` element codes (lane 0 first), ``scale_a``/``scale_b``
+        (E8M0, taken on a block's first beat), ``first`` (starts a dot product,
+        abandoning an unfinished one), ``last`` (ends it; also ends its block,
+        whose missing elements count as zeros). A dot product also starts with the
+        first beat after a ``last``. Always ready: no back-pressure, a beat may
+        come every cycle, ``valid`` may drop between any beats.
+    o : Out(stream.Signature(32, always_ready=True))
+        The float32 result of a dot product: ``valid`` for one cycle, ``latency``
+        cycles after the cycle of its ``last`` beat. The consumer must take it
+        (no back-pressure).
+
+    Raises
+    ------
+    TypeError
+        A parameter of the wrong type.
+    ValueError
+        Unknown format, ``block_size`` out of range, ``lanes`` not a divisor of it.
+
+    Latency
+    -------
+    ``latency == 4``: decode and multiply | adder tree | block accumulation and
+    rounding | float32 accumulation. Throughput one beat per cycle.
+    """
+
+    LATENCY = 4
+
+    def __init__(self, fmt, block_size: int = 32, lanes=None):
+        self._fmt = get_format(fmt, element_only=True, param="fmt")
+        self._block_size = check_int(block_size, "block_size", 1, 1024)
+        if lanes is None:
+            lanes = block_size
+        check_int(lanes, "lanes", 1, block_size)
+        if block_size % lanes:
+            divisors = [d for d in range(1, block_size + 1) if block_size % d == 0]
+            raise ValueError(f"lanes must divide block_size={block_size} (one of {divisors}), not {lanes!r}")
+        self._lanes = lanes
+        super().__init__({
+            "i": In(stream.Signature(mx_beat_layout(self._fmt, lanes), always_ready=True)),
+            "o": Out(stream.Signature(32, always_ready=True)),
+        })
+
+    fmt = property(lambda self: self._fmt, doc="ElementFormat of A and B")
+    block_size = property(lambda self: self._block_size)
+    lanes = property(lambda self: self._lanes)
+    beats_per_block = property(lambda self: self._block_size // self._lanes)
+    latency = property(lambda self: self.LATENCY, doc="cycles from a last beat to its result")
+
+    @property
+    def params(self) -> dict:
+        return {"fmt": self._fmt.name, "block_size": self._block_size, "lanes": self._lanes}
+
+    @property
+    def module_name(self) -> str:
+        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}"
+
+    def elaborate(self, platform):
+        m = Module()
+        f: ElementFormat = self._fmt
+        lanes, bpb = self._lanes, self.beats_per_block
+
+        # ---- widths, all derived from the format ------------------------------------
+        p_width = product_width(f)                              # |a_i b_i| in 2^(2 lsb) units
+        term_shape = signed(p_width + 1)                        # a product with its sign
+        beat_width = p_width + 1 + (lanes - 1).bit_length() + 1  # signed sum of one beat (+ neg count)
+        block_width = p_width + 1 + (self._block_size - 1).bit_length() + 1   # signed block sum
+        k_offset = 2 * f.lsb_exp - 2 * 127                       # s x 2^(Ea+Eb) in 2^(2 lsb) units
+        k_min, k_max = k_offset, 2 * 255 + k_offset
+
+        beat = self.i.payload
+
+        # ---- stage 0: framing, decode, products ---------------------------------------
+        beat_idx = Signal(range(max(bpb, 2)))
+        dot_fresh = Signal(init=1)          # the next beat starts a dot product
+        blk_k = Signal(signed(11))          # scale_a + scale_b of the block being read
+        blk_nan_scale = Signal()
+        blk_dot_first = Signal()
+
+        cur_idx = Mux(beat.first, 0, beat_idx)
+        frame0 = Signal(_Framing)
+        m.d.comb += [
+            frame0.block_start.eq(cur_idx == 0),
+            frame0.block_end.eq(beat.last | (cur_idx == bpb - 1)),
+            frame0.dot_end.eq(beat.last),
+            frame0.dot_first.eq(Mux(frame0.block_start, beat.first | dot_fresh, blk_dot_first)),
+        ]
+        scale_sum = Signal(signed(11))
+        nan_scale = Signal()
+        m.d.comb += [
+            scale_sum.eq(Mux(frame0.block_start, beat.scale_a + beat.scale_b, blk_k)),
+            nan_scale.eq(Mux(frame0.block_start, (beat.scale_a == 0xFF) | (beat.scale_b == 0xFF),
+                             blk_nan_scale)),
+        ]
+        with m.If(self.i.valid):
+            m.d.sync += [
+                beat_idx.eq(Mux(frame0.block_end, 0, cur_idx + 1)),
+                dot_fresh.eq(beat.last),
+                blk_k.eq(scale_sum),
+                blk_nan_scale.eq(nan_scale),
+                blk_dot_first.eq(frame0.dot_first),
+            ]
+
+        terms, negs, specials = [], [], []
+        for lane in range(lanes):
+            da, db = ElementDecoder(f), ElementDecoder(f)
+            m.submodules[f"dec_a{lane}"] = da
+            m.submodules[f"dec_b{lane}"] = db
+            m.d.comb += [da.code.eq(beat.a[lane]), db.code.eq(beat.b[lane])]
+            x, y = da.o, db.o
+            mag = Signal(unsigned(p_width), name=f"prod{lane}")
+            m.d.comb += mag.eq((x.sig * y.sig) << (x.shift + y.shift))
+            neg = Signal(name=f"neg{lane}")
+            m.d.comb += neg.eq(x.sign ^ y.sign)
+            # ones' complement here; the +1 of every negative term is added at the tree root
+            mag_ext = Cat(mag, Const(0, 1)).as_signed()
+            term = Signal(term_shape, name=f"term{lane}")
+            m.d.comb += term.eq(Mux(neg, ~mag_ext, mag_ext))
+            terms.append(term)
+            negs.append(neg)
+            if f.has_nan or f.has_inf:
+                sp = Signal(_Specials, name=f"special{lane}")
+                nan = x.nan | y.nan | (x.inf & y.zero) | (x.zero & y.inf)
+                inf = (x.inf | y.inf) & ~nan
+                m.d.comb += [sp.nan.eq(nan), sp.pinf.eq(inf & ~neg), sp.ninf.eq(inf & neg)]
+                specials.append(sp)
+
+        # ---- stage 1 registers --------------------------------------------------------
+        v1 = Signal()
+        frame1 = Signal(_Framing)
+        k1 = Signal(signed(11))
+        nan_scale1 = Signal()
+        terms1 = [Signal(term_shape, name=f"term{n}_s1") for n in range(lanes)]
+        nneg1 = Signal(range(lanes + 1))
+        sp1 = Signal(_Specials)
+        m.d.sync += [
+            v1.eq(self.i.valid),
+            frame1.eq(frame0),
+            k1.eq(scale_sum),
+            nan_scale1.eq(nan_scale),
+            nneg1.eq(sum(negs)),
+            *[t1.eq(t) for t1, t in zip(terms1, terms)],
+        ]
+        if specials:
+            m.d.sync += [
+                sp1.nan.eq(_any(s.nan for s in specials)),
+                sp1.pinf.eq(_any(s.pinf for s in specials)),
+                sp1.ninf.eq(_any(s.ninf for s in specials)),
+            ]
+
+        # ---- stage 2: adder tree --------------------------------------------------------
+        v2 = Signal()
+        frame2 = Signal(_Framing)
+        k2 = Signal(signed(11))
+        nan_scale2 = Signal()
+        beat_sum2 = Signal(signed(beat_width))
+        sp2 = Signal(_Specials)
+        m.d.sync += [
+            v2.eq(v1), frame2.eq(frame1), k2.eq(k1), nan_scale2.eq(nan_scale1), sp2.eq(sp1),
+            beat_sum2.eq(adder_tree(terms1) + nneg1),
+        ]
+
+        # ---- stage 3: block accumulation (multi-beat blocks) and rounding -----------------
+        block_sum = Signal(signed(block_width))
+        block_sp = Signal(_Specials)
+        if bpb == 1:
+            m.d.comb += [block_sum.eq(beat_sum2), block_sp.eq(sp2)]
+        else:
+            blk_acc = Signal(signed(block_width))
+            blk_sp = Signal(_Specials)
+            m.d.comb += [
+                block_sum.eq(Mux(frame2.block_start, 0, blk_acc) + beat_sum2),
+                block_sp.eq(Mux(frame2.block_start, 0, blk_sp.as_value()) | sp2.as_value()),
+            ]
+            with m.If(v2):
+                m.d.sync += [blk_acc.eq(block_sum), blk_sp.eq(block_sp)]
+
+        rnd = IntToFloat32(int_width=block_width, exp_min=k_min, exp_max=k_max)
+        m.submodules.round = rnd
+        m.d.comb += [rnd.s.eq(block_sum), rnd.k.eq(k2 + k_offset)]
+
+        d = Signal(32)
+        with m.If(nan_scale2 | block_sp.nan | (block_sp.pinf & block_sp.ninf)):
+            m.d.comb += d.eq(CANONICAL_NAN)
+        with m.Elif(block_sp.pinf):
+            m.d.comb += d.eq(_F32_PINF)
+        with m.Elif(block_sp.ninf):
+            m.d.comb += d.eq(_F32_NINF)
+        with m.Else():
+            m.d.comb += d.eq(rnd.o)
+
+        v3 = Signal()
+        d3 = Signal(32)
+        dot_first3 = Signal()
+        dot_end3 = Signal()
+        m.d.sync += [
+            v3.eq(v2 & frame2.block_end),
+            d3.eq(d),
+            dot_first3.eq(frame2.dot_first),
+            dot_end3.eq(frame2.dot_end),
+        ]
+
+        # ---- stage 4: float32 accumulation, in block order ----------------------------------
+        acc = Signal(32)
+        add = Float32Adder()
+        m.submodules.acc_add = add
+        m.d.comb += [add.a.eq(Mux(dot_first3, 0, acc)), add.b.eq(d3)]
+        with m.If(v3):
+            m.d.sync += acc.eq(add.o)
+        m.d.sync += [
+            self.o.valid.eq(v3 & dot_end3),
+            self.o.payload.eq(add.o),
+        ]
+        return m
+
+
+def _any(bits):
+    out = 0
+    for b in bits:
+        out = out | b
+    return out
