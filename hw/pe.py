@@ -102,11 +102,12 @@ class MXProcessingElement(wiring.Component):
 
     Latency
     -------
-    ``latency == 4``: decode and multiply | adder tree | block accumulation and
-    rounding | float32 accumulation. Throughput one beat per cycle.
+    ``latency == 3``: decode, multiply, align and add the beat's products |
+    block accumulation (multi-beat blocks) and one rounding to float32 | float32
+    accumulation. Throughput one beat per cycle.
     """
 
-    LATENCY = 4
+    LATENCY = 3
 
     def __init__(self, fmt, block_size: int = 32, lanes=None):
         self._fmt = get_format(fmt, element_only=True, param="fmt")
@@ -152,7 +153,7 @@ class MXProcessingElement(wiring.Component):
 
         beat = self.i.payload
 
-        # ---- stage 0: framing, decode, products ---------------------------------------
+        # ---- stage 1: framing, decode, products ---------------------------------------
         beat_idx = Signal(range(max(bpb, 2)))
         dot_fresh = Signal(init=1)          # the next beat starts a dot product
         blk_k = Signal(signed(11))          # scale_a + scale_b of the block being read
@@ -207,30 +208,16 @@ class MXProcessingElement(wiring.Component):
                 m.d.comb += [sp.nan.eq(nan), sp.pinf.eq(inf & ~neg), sp.ninf.eq(inf & neg)]
                 specials.append(sp)
 
-        # ---- stage 1 registers --------------------------------------------------------
-        v1 = Signal()
-        frame1 = Signal(_Framing)
-        k1 = Signal(signed(11))
-        nan_scale1 = Signal()
-        terms1 = [Signal(term_shape, name=f"term{n}_s1") for n in range(lanes)]
-        nneg1 = Signal(range(lanes + 1))
-        sp1 = Signal(_Specials)
-        m.d.sync += [
-            v1.eq(self.i.valid),
-            frame1.eq(frame0),
-            k1.eq(scale_sum),
-            nan_scale1.eq(nan_scale),
-            nneg1.eq(sum(negs)),
-            *[t1.eq(t) for t1, t in zip(terms1, terms)],
-        ]
+        sp0 = Signal(_Specials)
         if specials:
-            m.d.sync += [
-                sp1.nan.eq(_any(s.nan for s in specials)),
-                sp1.pinf.eq(_any(s.pinf for s in specials)),
-                sp1.ninf.eq(_any(s.ninf for s in specials)),
+            m.d.comb += [
+                sp0.nan.eq(_any(s.nan for s in specials)),
+                sp0.pinf.eq(_any(s.pinf for s in specials)),
+                sp0.ninf.eq(_any(s.ninf for s in specials)),
             ]
 
-        # ---- stage 2: adder tree --------------------------------------------------------
+        # ---- stage 1: adder tree (no register on the products: it would cost a
+        # register per lane; the tree follows the multipliers in the same cycle) -------
         v2 = Signal()
         frame2 = Signal(_Framing)
         k2 = Signal(signed(11))
@@ -238,11 +225,11 @@ class MXProcessingElement(wiring.Component):
         beat_sum2 = Signal(signed(beat_width))
         sp2 = Signal(_Specials)
         m.d.sync += [
-            v2.eq(v1), frame2.eq(frame1), k2.eq(k1), nan_scale2.eq(nan_scale1), sp2.eq(sp1),
-            beat_sum2.eq(adder_tree(terms1) + nneg1),
+            v2.eq(self.i.valid), frame2.eq(frame0), k2.eq(scale_sum), nan_scale2.eq(nan_scale),
+            sp2.eq(sp0), beat_sum2.eq(adder_tree(terms) + sum(negs)),
         ]
 
-        # ---- stage 3: block accumulation (multi-beat blocks) and rounding -----------------
+        # ---- stage 2: block accumulation (multi-beat blocks) and rounding -----------------
         block_sum = Signal(signed(block_width))
         block_sp = Signal(_Specials)
         if bpb == 1:
@@ -282,7 +269,7 @@ class MXProcessingElement(wiring.Component):
             dot_end3.eq(frame2.dot_end),
         ]
 
-        # ---- stage 4: float32 accumulation, in block order ----------------------------------
+        # ---- stage 3: float32 accumulation, in block order ----------------------------------
         acc = Signal(32)
         add = Float32Adder()
         m.submodules.acc_add = add

@@ -1,1 +1,36 @@
-"""mxsf.synth"""
+"""mxsf.synth: Yosys synthesis onto a generic standard-cell library, and area reports.
+
+The public entry point is :func:`synthesize`; see :mod:`mxsf.synth.flow` for the
+flow and :mod:`mxsf.synth.liberty` for the library (``mxsf_generic.lib``, areas in
+NAND2 gate equivalents from the Nangate FreePDK45 Open Cell Library).
+"""
+
+from .flow import (
+    FLOW_VERSION,
+    SynthError,
+    SynthReport,
+    default_out_dir,
+    format_report_markdown,
+    format_report_table,
+    synthesize,
+    yosys_command,
+)
+from .liberty import CELLS, LIBERTY_PATH, CellSpec, cell_area_ge
+from .timing import TimingResult, analyze_netlist
+
+__all__ = [
+    "CELLS",
+    "FLOW_VERSION",
+    "LIBERTY_PATH",
+    "CellSpec",
+    "SynthError",
+    "SynthReport",
+    "TimingResult",
+    "analyze_netlist",
+    "cell_area_ge",
+    "default_out_dir",
+    "format_report_markdown",
+    "format_report_table",
+    "synthesize",
+    "yosys_command",
+]

@@ -1,0 +1,349 @@
+"""IEEE-754 binary32 arithmetic: the accumulator adder and the block-sum rounder.
+
+Both units are purely combinational and round to nearest, ties to even (RNE). Subnormal inputs
+and results are kept (no flush to zero), overflow gives +/-Inf, and every NaN result is the
+canonical quiet NaN ``0x7FC00000`` (see ``SPEC.md`` section 5).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+
+__all__ = ["Float32", "Float32Adder", "IntToFloat32", "CANONICAL_NAN"]
+
+
+#: The one NaN encoding the units produce.
+CANONICAL_NAN = 0x7FC0_0000
+
+_EXP_WIDTH  = 8     # binary32 exponent field
+_MANT_WIDTH = 23    # binary32 stored fraction
+_EXP_BIAS   = 127
+_EXP_INF    = 0xFF  # exponent field of Inf and NaN
+
+
+class Float32(data.Struct):
+    """Field view of an IEEE-754 binary32 encoding (fields listed LSB first)."""
+
+    mantissa: _MANT_WIDTH
+    exponent: _EXP_WIDTH
+    sign:     1
+
+    def is_zero(self):
+        return (self.exponent == 0) & (self.mantissa == 0)
+
+    def is_inf(self):
+        return (self.exponent == _EXP_INF) & (self.mantissa == 0)
+
+    def is_nan(self):
+        return (self.exponent == _EXP_INF) & (self.mantissa != 0)
+
+    def significand(self):
+        """24-bit significand: the fraction with the hidden bit (0 for zeros and subnormals)."""
+        return Cat(self.mantissa, self.exponent != 0)
+
+    def effective_exponent(self):
+        """Biased exponent of the significand's weight: subnormals share exponent 1 with the
+        smallest normals."""
+        return Mux(self.exponent == 0, 1, self.exponent)
+
+
+def _check_int(name, value, minimum, maximum):
+    """Validate an integer parameter; shared by every constructor of this module."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], not {value!r}")
+
+
+def _signed_width(value):
+    """Smallest width of a two's complement signal able to hold ``value``."""
+    return (value if value >= 0 else ~value).bit_length() + 1
+
+
+def _leading_zeros(value):
+    """Number of leading zeros of ``value`` (``len(value)`` when it is zero), as a log-depth tree.
+
+    The value is padded at the LSB end with a single one (then zeros) to a power of two, so the
+    tree never sees an all-zero word and needs no validity flags beyond each half's "is zero".
+    """
+    width = 1
+    while width < len(value) + 1:
+        width *= 2
+    padded = Cat(Const(0, width - len(value) - 1), Const(1, 1), value)
+
+    def tree(bits):
+        # Returns (all_zero, count); count is only meaningful when not all_zero.
+        if len(bits) == 1:
+            return ~bits[0], Const(0, 0)
+        half = len(bits) // 2
+        hi_zero, hi_count = tree(bits[half:])
+        lo_zero, lo_count = tree(bits[:half])
+        return hi_zero & lo_zero, Cat(Mux(hi_zero, lo_count, hi_count), hi_zero)
+
+    return tree(padded)[1]
+
+
+class Float32Adder(wiring.Component):
+    """IEEE-754 binary32 adder, round to nearest even, purely combinational.
+
+    One alignment shifter (with a sticky bit), one adder/subtractor, one leading-zero count and
+    normalization shifter, then guard/round/sticky rounding; the operands are first swapped so
+    that ``|x| >= |y|``, which keeps the difference non-negative. It is meant for the
+    accumulator loop ``acc <= acc + d``.
+
+    Parameters
+    ----------
+    None.
+
+    Members
+    -------
+    a : In(32)
+        First operand, binary32 encoding.
+    b : In(32)
+        Second operand, binary32 encoding.
+    o : Out(32)
+        ``a + b`` rounded to nearest even. Subnormal inputs and results are kept; overflow gives
+        +/-Inf; an exact zero sum is +0 except ``(-0) + (-0) = -0``; ``Inf + (-Inf)`` and any NaN
+        input give the canonical quiet NaN ``0x7FC00000``.
+
+    Raises
+    ------
+    Nothing: the unit has no parameters.
+
+    Latency
+    -------
+    ``latency = 0``: ``o`` follows ``a`` and ``b`` in the same cycle. A new pair can be applied
+    every cycle; there is no handshake and no backpressure.
+    """
+
+    a: In(32)
+    b: In(32)
+    o: Out(32)
+
+    # Internal widths.
+    _SIG_WIDTH   = _MANT_WIDTH + 1        # significand with the hidden bit
+    _GRS_WIDTH   = 3                      # guard, round and sticky bits below the significand
+    _ALIGN_WIDTH = _SIG_WIDTH + _GRS_WIDTH  # aligned operands
+    _SUM_WIDTH   = _ALIGN_WIDTH + 1       # sum, with the carry of an effective addition
+
+    @property
+    def latency(self):
+        return 0
+
+    @property
+    def module_name(self):
+        """Suggested submodule name, so synthesis reports can tell the units apart."""
+        return "fp32_add"
+
+    def elaborate(self, platform):
+        m = Module()
+
+        a = Float32(self.a)
+        b = Float32(self.b)
+
+        # Order the operands by magnitude: x is the larger one (ties keep a).
+        swap = self.b[:31] > self.a[:31]
+        x = Signal(Float32)
+        y = Signal(Float32)
+        m.d.comb += [
+            x.eq(Mux(swap, self.b, self.a)),
+            y.eq(Mux(swap, self.a, self.b)),
+        ]
+
+        x_exp = Signal(_EXP_WIDTH)
+        y_exp = Signal(_EXP_WIDTH)
+        m.d.comb += [
+            x_exp.eq(x.effective_exponent()),
+            y_exp.eq(y.effective_exponent()),
+        ]
+        # Significands with room for guard/round/sticky; value = sig * 2^(x_exp - 127 - 26).
+        x_sig = Cat(Const(0, self._GRS_WIDTH), x.significand())
+        y_sig = Cat(Const(0, self._GRS_WIDTH), y.significand())
+
+        # Alignment: shift y right by the exponent difference, OR-ing lost bits into the LSB.
+        align = Signal(range(self._ALIGN_WIDTH + 1))
+        exp_diff = x_exp - y_exp
+        m.d.comb += align.eq(Mux(exp_diff > self._ALIGN_WIDTH, self._ALIGN_WIDTH, exp_diff))
+        shifted = y_sig >> align
+        align_sticky = Cat(y_sig[i] & (align > i)
+                           for i in range(self._GRS_WIDTH, self._ALIGN_WIDTH)).any()
+        y_aligned = Cat(shifted[0] | align_sticky, shifted[1:])
+
+        # One adder: x + y, or x - y as x + ~y + 1 (never negative since |x| >= |y|).
+        subtract = x.sign ^ y.sign
+        total = Signal(self._SUM_WIDTH)
+        y_term = Cat(y_aligned, Const(0, 1)) ^ subtract.replicate(self._SUM_WIDTH)
+        m.d.comb += total.eq(x_sig + y_term + subtract)
+
+        # Normalization: shift left by the leading zeros, but never below exponent field 1.
+        # Afterwards bit 27 is the hidden bit (or 0 for a subnormal result) and bits 3..0 hold
+        # guard, round and sticky.
+        lzc = _leading_zeros(total)
+        norm_shift = Signal(range(self._SUM_WIDTH + 1))
+        m.d.comb += norm_shift.eq(Mux(lzc > x_exp, x_exp, lzc))
+        norm = Signal(self._SUM_WIDTH)
+        m.d.comb += norm.eq(total << norm_shift)
+        # Biased exponent before rounding: x_exp + 1 - norm_shift when the hidden bit is set,
+        # and 0 for a subnormal result (then norm_shift == x_exp).
+        exp_field = Signal(_EXP_WIDTH + 1)
+        m.d.comb += exp_field.eq(x_exp - norm_shift + norm[-1])
+
+        # Round to nearest even on {exponent, mantissa}: a carry out of the mantissa bumps the
+        # exponent, from subnormal to normal and from the largest finite to Inf alike.
+        lsb   = norm[self._GRS_WIDTH + 1]
+        guard = norm[self._GRS_WIDTH]
+        round_sticky = norm[:self._GRS_WIDTH].any()
+        round_up = guard & (lsb | round_sticky)
+        rounded = Signal(32)
+        m.d.comb += rounded.eq(Cat(norm[self._GRS_WIDTH + 1:-1], exp_field) + round_up)
+
+        with m.If(a.is_nan() | b.is_nan() | (a.is_inf() & b.is_inf() & (a.sign != b.sign))):
+            m.d.comb += self.o.eq(CANONICAL_NAN)
+        with m.Elif(x.exponent == _EXP_INF):
+            m.d.comb += self.o.eq(x)
+        with m.Elif(total == 0):
+            m.d.comb += self.o.eq(Cat(Const(0, 31), a.sign & b.sign))
+        with m.Elif(exp_field >= _EXP_INF):
+            m.d.comb += self.o.eq(Cat(Const(0, _MANT_WIDTH), Const(_EXP_INF, _EXP_WIDTH), x.sign))
+        with m.Else():
+            m.d.comb += self.o.eq(Cat(rounded[:31], x.sign))
+
+        return m
+
+
+class IntToFloat32(wiring.Component):
+    """Round ``s * 2^k`` to binary32, with ``s`` a signed integer: one RNE step, combinational.
+
+    The block sum of a dot product (an exact integer) times its scale goes through here once,
+    so subnormal results are rounded directly from the exact value (no double rounding).
+
+    Parameters
+    ----------
+    int_width : int
+        Width of the two's complement integer ``s``, in [2, 256].
+    exp_min : int
+        Smallest exponent ``k`` to support, in [-4096, 4096].
+    exp_max : int
+        Largest exponent ``k`` to support, in [``exp_min``, 4096].
+
+    Members
+    -------
+    s : In(signed(int_width))
+        The integer.
+    k : In(signed(k_width))
+        The power of two; ``k_width`` is the smallest signed width that holds ``exp_min`` and
+        ``exp_max``. Every value of that shape is rounded exactly, not only the declared range.
+    o : Out(32)
+        Binary32 encoding of ``s * 2^k`` rounded to nearest even: +0 when ``s == 0``, +/-Inf on
+        overflow, subnormals kept; a non-zero value that rounds to zero keeps its sign (-0 for
+        ``s < 0``), as in IEEE-754.
+
+    Raises
+    ------
+    TypeError
+        If a parameter is not an integer.
+    ValueError
+        If a parameter is out of range, or ``exp_max < exp_min``.
+
+    Latency
+    -------
+    ``latency = 0``: ``o`` follows ``s`` and ``k`` in the same cycle; one conversion per cycle,
+    no handshake and no backpressure.
+    """
+
+    def __init__(self, *, int_width, exp_min, exp_max):
+        _check_int("int_width", int_width, 2, 256)
+        _check_int("exp_min", exp_min, -4096, 4096)
+        _check_int("exp_max", exp_max, exp_min, 4096)
+        self._int_width = int_width
+        self._exp_min = exp_min
+        self._exp_max = exp_max
+        self._k_width = max(_signed_width(exp_min), _signed_width(exp_max))
+        super().__init__({
+            "s": In(signed(int_width)),
+            "k": In(signed(self._k_width)),
+            "o": Out(32),
+        })
+
+    @property
+    def int_width(self):
+        return self._int_width
+
+    @property
+    def exp_min(self):
+        return self._exp_min
+
+    @property
+    def exp_max(self):
+        return self._exp_max
+
+    @property
+    def k_width(self):
+        return self._k_width
+
+    @property
+    def latency(self):
+        return 0
+
+    @property
+    def module_name(self):
+        """Suggested submodule name, so synthesis reports can tell the units apart."""
+        def fmt(v):
+            return f"m{-v}" if v < 0 else f"{v}"
+        return f"int{self._int_width}_to_fp32_k{fmt(self._exp_min)}_{fmt(self._exp_max)}"
+
+    def elaborate(self, platform):
+        m = Module()
+
+        # Internal widths. Bit i of |s| weighs 2^(i + k). "top" is the bit of |s| that lands on
+        # the hidden-bit position: the leading one for a normal result, the bit weighing 2^-126
+        # for a subnormal one. The 25-bit window below and at top holds the 24 kept bits and the
+        # guard bit; every bit of |s| under the window is sticky.
+        int_width = self._int_width
+        window    = _MANT_WIDTH + 2                    # hidden bit, 23 fraction bits, guard bit
+        pad       = window - 1                         # zeros under |s| so top - 24 may be < 0
+        k_min     = -(1 << (self._k_width - 1))        # whole range of k's shape
+        k_max     = (1 << (self._k_width - 1)) - 1
+        e_min     = -1 + k_min + _EXP_BIAS             # biased exponent of the leading one
+        e_max     = int_width - 1 + k_max + _EXP_BIAS
+        top_sub_max = (1 - _EXP_BIAS) - k_min          # top of the smallest subnormal result
+        top_limit = int_width + pad                    # any top >= this leaves only sticky bits
+
+        magnitude = Signal(int_width)
+        m.d.comb += magnitude.eq(abs(self.s))
+        sign = self.s[-1]
+
+        lzc = _leading_zeros(magnitude)
+        lead = int_width - 1 - lzc                     # position of the leading one
+        exponent = Signal(range(e_min, e_max + 1))     # biased exponent before rounding
+        m.d.comb += exponent.eq(lead + self.k + _EXP_BIAS)
+        normal = exponent >= 1
+
+        top = Signal(range(max(int_width, top_sub_max + 1)))
+        with m.If(normal):
+            m.d.comb += top.eq(lead)
+        with m.Else():
+            m.d.comb += top.eq((1 - _EXP_BIAS) - self.k)
+        shift = Signal(range(top_limit + 1))
+        m.d.comb += shift.eq(Mux(top > top_limit, top_limit, top))
+
+        kept = Signal(window)
+        m.d.comb += kept.eq(Cat(Const(0, pad), magnitude) >> shift)
+        sticky = Cat(magnitude[i] & (shift > i + pad) for i in range(int_width)).any()
+
+        lsb   = kept[1]
+        guard = kept[0]
+        round_up = guard & (lsb | sticky)
+        exp_field = Mux(normal, exponent[:_EXP_WIDTH], 0)
+        rounded = Signal(32)
+        m.d.comb += rounded.eq(Cat(kept[1:-1], exp_field) + round_up)
+
+        with m.If(magnitude == 0):
+            m.d.comb += self.o.eq(0)
+        with m.Elif(exponent >= _EXP_INF):
+            m.d.comb += self.o.eq(Cat(Const(0, _MANT_WIDTH), Const(_EXP_INF, _EXP_WIDTH), sign))
+        with m.Else():
+            m.d.comb += self.o.eq(Cat(rounded[:31], sign))
+
+        return m
