@@ -276,5 +276,6 @@ def decode(codes, fmt) -> np.ndarray:
     f = get_format(fmt)
     codes = np.asarray(codes)
     if codes.size and (codes.min() < 0 or codes.max() >= f.n_codes):
-        raise ValueError(f"codes must be integers in [0, {f.n_codes - 1}] for {f.name}")
+        bad = codes[(codes < 0) | (codes >= f.n_codes)].ravel()[0]
+        raise ValueError(f"codes must be integers in [0, {f.n_codes - 1}] for {f.name}, not {bad!r}")
     return f.values[codes.astype(np.int64)]

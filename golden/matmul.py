@@ -142,7 +142,8 @@ def _special_blocks(ca, cb, fa, fb):
 
 def _k_blocks(qa: MXArray, qb: MXArray):
     if not isinstance(qa, MXArray) or not isinstance(qb, MXArray):
-        raise ValueError("qa and qb must be MXArray (use quantize or quantize_tiles)")
+        bad, val = ("qa", qa) if not isinstance(qa, MXArray) else ("qb", qb)
+        raise ValueError(f"{bad} must be an MXArray (from quantize or quantize_tiles), not {type(val).__name__}")
     if qa.ndim != 2 or qb.ndim != 2:
         raise ValueError(f"qa and qb must be 2D, not shapes {qa.shape} and {qb.shape}")
     if qa.shape[1] != qb.shape[0]:

@@ -115,7 +115,10 @@ def encode_exact(v, exponent, fmt) -> np.ndarray:
     """
     f = get_format(fmt)
     v = as_float32(v, "v")
-    yabs = np.ldexp(np.abs(v).astype(np.float64), -np.asarray(exponent, dtype=np.int64))
+    e = np.asarray(exponent)
+    if not np.issubdtype(e.dtype, np.integer):
+        raise ValueError(f"exponent must be integers, not dtype {e.dtype}")
+    yabs = np.ldexp(np.abs(v).astype(np.float64), -e.astype(np.int64))
     yabs = np.where(np.isfinite(yabs), yabs, 0.0)
     return _encode_abs64(np.ascontiguousarray(yabs), np.signbit(v), f)
 
@@ -141,7 +144,7 @@ def encode_scaled(y, fmt) -> np.ndarray:
     Exact for every finite ``y`` with ``|y| >= 2^-126``; smaller magnitudes round to
     (signed) zero in every format, as they should. NaN/Inf give code 0.
     """
-    f = get_format(fmt)
+    f = get_format(fmt, element_only=True)   # bf16 keeps 8 fraction bits: not table-encodable
     u = as_float32(y, "y").view(np.uint32)
     exact, sticky = _encode_tables(f.name)
     idx = u >> np.uint32(16)
@@ -249,6 +252,8 @@ class MXArray:
 
 def _quantize_blocks(x32: np.ndarray, f: ElementFormat, block_shape: tuple) -> MXArray:
     shape = x32.shape
+    if x32.size == 0:
+        raise ValueError(f"x must not be empty, not shape {shape}")
     nblk = tuple(_ceil_div(n, b) for n, b in zip(shape, block_shape))
     pads = [(0, nb * b - n) for n, nb, b in zip(shape, nblk, block_shape)]
     xp = np.pad(x32, pads) if any(p for _, p in pads) else x32
