@@ -6,12 +6,14 @@ Every command reports bad input as one line on stderr and exits 2 (no traceback)
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "CLIError"]
+__all__ = ["main", "CLIError", "table", "positive_int", "format_table"]
 
 
 class CLIError(Exception):
@@ -39,10 +41,10 @@ def format_table() -> str:
         rows.append((f.name, f.ocp_name or "-", str(f.bits), e, m,
                      str(f.bias) if f.kind == "fp" else "-", str(f.emax_elem),
                      f"{f.max_value:.6g}", f"2^{f.lsb_exp}", specials))
-    return _table(head, rows)
+    return table(head, rows)
 
 
-def _table(head, rows) -> str:
+def table(head, rows) -> str:
     widths = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
@@ -96,7 +98,7 @@ def _cmd_demo(args) -> int:
         b = error_stats(x, dequantize(quantize(x, name, block_size=32)))
         t = error_stats(x, dequantize(quantize_tiles(x, name, tile=(32, 32))))
         rows.append((name, f"{b['sqnr_db']:.2f}", f"{b['max_abs']:.4g}", f"{t['sqnr_db']:.2f}", f"{t['max_abs']:.4g}"))
-    print(_table(("format", "SQNR 1x32 (dB)", "max err 1x32", "SQNR 32x32 tile (dB)", "max err 32x32"), rows))
+    print(table(("format", "SQNR 1x32 (dB)", "max err 1x32", "SQNR 32x32 tile (dB)", "max err 32x32"), rows))
     return 0
 
 
@@ -104,7 +106,7 @@ def _cmd_demo(args) -> int:
 # argument parsing
 # ------------------------------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -126,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", help="input .npy file (floating point)")
     s.add_argument("--fmt", required=True, help="element format (e.g. mxsf, fp8_e4m3, mxfp8_e4m3)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--block-size", type=_positive_int, default=32, help="1D block size (default 32)")
-    g.add_argument("--tile", type=_positive_int, nargs=2, metavar=("R", "C"), help="2D tiles of R x C")
+    g.add_argument("--block-size", type=positive_int, default=32, help="1D block size (default 32)")
+    g.add_argument("--tile", type=positive_int, nargs=2, metavar=("R", "C"), help="2D tiles of R x C")
     s.add_argument("--axis", type=int, default=-1, help="axis of the 1D blocks (default -1)")
     s.add_argument("-o", "--output", required=True, help="output .npz (codes, scale_e8m0, block_shape, fmt)")
     s.set_defaults(func=_cmd_quantize)
@@ -136,13 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
     s.set_defaults(func=_cmd_demo)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"mxsf.{name}").register(sub)
     return p
 
 
-_EXTRA_COMMANDS: list = []
-"""Functions ``register(subparsers)`` that add further commands (hardware, synthesis)."""
+_COMMAND_MODULES = ("cli_hw", "cli_synth", "cli_accuracy")
+"""Modules of further commands; each has ``register(subparsers)``. A module that does
+not exist (yet) is skipped."""
+_COMMAND_MODULES = tuple(n for n in _COMMAND_MODULES if importlib.util.find_spec(f"mxsf.{n}") is not None)
 
 
 def main(argv=None) -> int:
@@ -154,6 +158,9 @@ def main(argv=None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"mxsf: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `mxsf formats | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("mxsf: interrupted", file=sys.stderr)
         return 130
