@@ -1,0 +1,57 @@
+"""pytest glue for simulator-backed tests; ``tests/conftest.py`` imports it.
+
+A test that takes the :func:`simulator` fixture runs once per supported simulator, gets
+the ``sim`` marker (so ``-m "not sim"`` deselects it), and is skipped with the reason
+when that simulator is not installed, or fails instead when ``MXSF_REQUIRE_SIMS=1``
+(for CI, where a missing simulator must not pass silently). Tests that need one
+particular simulator call :func:`require_simulator` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .run import SIMULATORS, Simulator, simulator_missing_reason
+
+__all__ = ["REQUIRE_ENV", "require_simulator", "simulator", "build_root", "pytest_collection_modifyitems"]
+
+#: Set to 1 to turn "simulator missing" skips into failures.
+REQUIRE_ENV = "MXSF_REQUIRE_SIMS"
+
+
+def require_simulator(sim: Simulator) -> Simulator:
+    """Skip the calling test when ``sim`` is missing (fail when ``MXSF_REQUIRE_SIMS=1``).
+
+    Returns ``sim`` so it can be used inline.
+    """
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {SIMULATORS}, not {sim!r}")
+    reason = simulator_missing_reason(sim)
+    if reason is not None:
+        if os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0"):
+            pytest.fail(f"{reason} ({REQUIRE_ENV} is set)", pytrace=False)
+        pytest.skip(f"{reason} (set {REQUIRE_ENV}=1 to fail instead)")
+    return sim
+
+
+@pytest.fixture(params=SIMULATORS)
+def simulator(request: pytest.FixtureRequest) -> Simulator:
+    """Each supported simulator in turn, skipped (or failed) when not installed."""
+    return require_simulator(request.param)
+
+
+@pytest.fixture
+def build_root(request: pytest.FixtureRequest) -> Path:
+    """``<pytest rootdir>/build``: where tests put generated Verilog and simulator builds."""
+    return request.config.rootpath / "build"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses the ``simulator`` fixture with ``sim``."""
+    for item in items:
+        if "simulator" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.sim)
