@@ -20,6 +20,7 @@ from .quantize import NAN_SCALE, MXArray, as_float32
 
 __all__ = [
     "matmul",
+    "batched_dot",
     "dot_block",
     "bf16_matmul",
     "to_bf16",
@@ -78,22 +79,28 @@ def _split16(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x >> 16, x & 0xFFFF
 
 
+def _rowwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Contraction of matching rows: a (..., kb) . b (..., kb) -> (...)."""
+    return np.einsum("...k,...k->...", a, b)
+
+
 def _exact_block_sums(a_int: np.ndarray, b_int: np.ndarray, fa: ElementFormat,
-                      fb: ElementFormat, kb: int):
-    """Block sums for batched blocks: a_int (nK, M, kb), b_int (nK, kb, N).
+                      fb: ElementFormat, kb: int, contract=np.matmul):
+    """Exact block sums of integer significands, contracted with ``contract``
+    (``np.matmul``: a_int (nK, M, kb) @ b_int (nK, kb, N); :func:`_rowwise`: matching rows).
 
     Returns ``("f64", s)`` with exact float64 sums, or ``("limbs", hi, lo)``.
     """
     if float(fa.max_int) * float(fb.max_int) * kb < _EXACT:
-        return ("f64", np.matmul(a_int.astype(np.float64), b_int.astype(np.float64)))
+        return ("f64", contract(a_int.astype(np.float64), b_int.astype(np.float64)))
     if max(fa.max_int, fb.max_int) >= (1 << 32) or (1 << 32) * kb >= _EXACT:
         raise ValueError(f"block size {kb} too large for an exact {fa.name} x {fb.name} block sum "
                          "(the 16-bit split keeps block sums exact up to 2^20 elements)")
     ah, al = (v.astype(np.float64) for v in _split16(a_int))
     bh, bl = (v.astype(np.float64) for v in _split16(b_int))
-    hh = np.matmul(ah, bh).astype(np.int64)
-    mid = (np.matmul(ah, bl) + np.matmul(al, bh)).astype(np.int64)   # each < 2^53
-    ll = np.matmul(al, bl).astype(np.int64)
+    hh = contract(ah, bh).astype(np.int64)
+    mid = (contract(ah, bl) + contract(al, bh)).astype(np.int64)   # each < 2^53
+    ll = contract(al, bl).astype(np.int64)
     # s = hh 2^32 + mid 2^16 + ll, normalised to hi 2^32 + lo with 0 <= lo < 2^32
     lo = ll + ((mid & 0xFFFF) << 16)
     hi = hh + (mid >> 16) + (lo >> 32)
@@ -101,7 +108,7 @@ def _exact_block_sums(a_int: np.ndarray, b_int: np.ndarray, fa: ElementFormat,
     return ("limbs", hi, lo)
 
 
-def _special_blocks(ca, cb, fa, fb):
+def _special_blocks(ca, cb, fa, fb, contract=np.matmul):
     """Per (block, i, n): NaN and +/-Inf block results from non-finite element codes.
 
     ``ca`` (nK, M, kb) and ``cb`` (nK, kb, N) are codes. Returns (nan, pinf, ninf) bool
@@ -123,7 +130,7 @@ def _special_blocks(ca, cb, fa, fb):
                     pfin=f(pos & ~inf), nfin=f(neg & ~inf))
 
     A, B = classes(va), classes(vb)
-    mm = np.matmul
+    mm = contract
     ones_a = np.ones(va.shape, dtype=np.float64)
     ones_b = np.ones(vb.shape, dtype=np.float64)
     nan = ((mm(A["nan"], ones_b) + mm(ones_a, B["nan"])) > 0)
@@ -182,26 +189,58 @@ def matmul(qa: MXArray, qb: MXArray) -> np.ndarray:
     sb = np.repeat(qb.scale_e8m0, qb.block_shape[1], axis=1)[:, :N].astype(np.int64)  # (nK, N)
     exp = (sa[:, :, None] - 127) + (sb[:, None, :] - 127) + fa.lsb_exp + fb.lsb_exp
 
-    sums = _exact_block_sums(fa.int_values[ca], fb.int_values[cb], fa, fb, kb)
+    nan_scale = (sa[:, :, None] == NAN_SCALE) | (sb[:, None, :] == NAN_SCALE)
+    d = _block_results(ca, cb, exp, nan_scale, fa, fb, kb, np.matmul)
+    return _accumulate(d)
+
+
+def _block_results(ca, cb, exp, nan_scale, fa, fb, kb, contract) -> np.ndarray:
+    """float32 ``d`` of every block (SPEC.md section 5), before accumulation."""
+    sums = _exact_block_sums(fa.int_values[ca], fb.int_values[cb], fa, fb, kb, contract)
     if sums[0] == "f64":
         d = round_to_float32(sums[1], exp)
     else:
         d = _round_limbs(sums[1], sums[2], exp)
-
-    special = _special_blocks(ca, cb, fa, fb)
+    special = _special_blocks(ca, cb, fa, fb, contract)
     if special is not None:
         nan, pinf, ninf = special
         d = np.where(pinf, np.float32(np.inf), d)
         d = np.where(ninf, np.float32(-np.inf), d)
         d = np.where(nan, np.float32(np.nan), d)
-    nan_scale = (sa[:, :, None] == NAN_SCALE) | (sb[:, None, :] == NAN_SCALE)
-    d = np.where(nan_scale, np.float32(np.nan), d).astype(np.float32)
+    return np.where(nan_scale, np.float32(np.nan), d).astype(np.float32)
 
-    acc = np.zeros((M, N), dtype=np.float32)
+
+def _accumulate(d: np.ndarray) -> np.ndarray:
+    """float32 sum over the first axis (the blocks) in order, from +0; canonical NaN."""
+    acc = np.zeros(d.shape[1:], dtype=np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
-        for j in range(nK):
+        for j in range(d.shape[0]):
             acc = acc + d[j]
     return canonical_nan(acc)
+
+
+def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int) -> np.ndarray:
+    """Many independent dot products at once (SPEC.md section 5), one per row.
+
+    ``a_codes``/``b_codes`` are (D, K) element codes (K a multiple of ``block_size``,
+    zero-pad otherwise), ``scale_a``/``scale_b`` (D, K // block_size) E8M0 bytes.
+    Returns the D float32 results (canonical NaN). Equal to :func:`matmul` of each row.
+    """
+    f = get_format(fmt, element_only=True)
+    ca = np.asarray(a_codes).astype(np.int64)
+    cb = np.asarray(b_codes).astype(np.int64)
+    D, K = ca.shape
+    if cb.shape != (D, K) or K % block_size:
+        raise ValueError(f"a_codes and b_codes must both be (D, K) with K a multiple of {block_size}; "
+                         f"not {ca.shape} and {cb.shape}")
+    nK = K // block_size
+    sa = np.asarray(scale_a).astype(np.int64).reshape(D, nK).T       # (nK, D)
+    sb = np.asarray(scale_b).astype(np.int64).reshape(D, nK).T
+    ca = ca.reshape(D, nK, block_size).transpose(1, 0, 2)            # (nK, D, bs)
+    cb = cb.reshape(D, nK, block_size).transpose(1, 0, 2)
+    exp = (sa - 127) + (sb - 127) + 2 * f.lsb_exp
+    d = _block_results(ca, cb, exp, (sa == NAN_SCALE) | (sb == NAN_SCALE), f, f, block_size, _rowwise)
+    return _accumulate(d)
 
 
 def dot_block(a_codes, b_codes, scale_a: int, scale_b: int, fmt) -> np.float32:

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .formats import get_format
-from .matmul import bf16_matmul, matmul
+from .matmul import batched_dot, bf16_matmul, matmul
 from .quantize import MXArray
 
-__all__ = ["Beat", "pe_cycle_model", "bf16_pe_cycle_model", "mx_dot", "bf16_dot"]
+__all__ = ["Beat", "pe_dot_products", "pe_cycle_model", "bf16_pe_cycle_model", "mx_dot", "bf16_dot"]
 
 
 @dataclass
@@ -77,24 +77,14 @@ def _f32_bits(x) -> int:
     return int(np.asarray(x, dtype=np.float32).view(np.uint32))
 
 
-def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> list:
-    """Expected output of an MX PE on every cycle.
+def pe_dot_products(trace, *, block_size: int, lanes: int) -> list:
+    """Split a PE input trace into dot products by the framing rules above.
 
-    Parameters
-    ----------
-    trace : list of Beat or None
-        Input per cycle (``None``: no valid beat that cycle).
-    latency : int
-        Cycles from a ``last`` beat to its result.
-
-    Returns
-    -------
-    list of int or None
-        For each cycle of ``len(trace) + latency`` cycles: the float32 bits of the
-        result that is valid that cycle, or ``None``.
+    Returns a list of ``(cycle of the last beat, blocks)`` where ``blocks`` is a list
+    of ``(a_codes, b_codes, scale_a, scale_b)`` with up to ``block_size`` codes each.
     """
     bpb = block_size // lanes
-    out = [None] * (len(trace) + latency)
+    dots = []
     blocks: list = []
     cur = None          # block being filled: [a, b, sa, sb]
     beat_idx = 0
@@ -113,8 +103,47 @@ def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> 
             blocks.append(tuple(cur))
             cur = None
         if beat.last:
-            out[cyc + latency] = _f32_bits(mx_dot(blocks, fmt, block_size))
+            dots.append((cyc, blocks))
             blocks = []
+    return dots
+
+
+def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> list:
+    """Expected output of an MX PE on every cycle.
+
+    Parameters
+    ----------
+    trace : list of Beat or None
+        Input per cycle (``None``: no valid beat that cycle).
+    latency : int
+        Cycles from a ``last`` beat to its result.
+
+    Returns
+    -------
+    list of int or None
+        For each cycle of ``len(trace) + latency`` cycles: the float32 bits of the
+        result that is valid that cycle, or ``None``.
+    """
+    out = [None] * (len(trace) + latency)
+    dots = pe_dot_products(trace, block_size=block_size, lanes=lanes)
+    # Dot products with the same number of blocks are computed together.
+    by_len: dict = {}
+    for cyc, blocks in dots:
+        by_len.setdefault(len(blocks), []).append((cyc, blocks))
+    for nblk, group in by_len.items():
+        D, K = len(group), nblk * block_size
+        a = np.zeros((D, K), dtype=np.uint8)
+        b = np.zeros((D, K), dtype=np.uint8)
+        sa = np.zeros((D, nblk), dtype=np.uint8)
+        sb = np.zeros((D, nblk), dtype=np.uint8)
+        for i, (_, blocks) in enumerate(group):
+            for j, (ac, bc, xa, xb) in enumerate(blocks):
+                a[i, j * block_size: j * block_size + len(ac)] = ac
+                b[i, j * block_size: j * block_size + len(bc)] = bc
+                sa[i, j], sb[i, j] = xa, xb
+        res = batched_dot(a, b, sa, sb, fmt, block_size).view(np.uint32)
+        for (cyc, _), r in zip(group, res):
+            out[cyc + latency] = int(r)
     return out
 
 

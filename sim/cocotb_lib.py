@@ -489,7 +489,8 @@ async def run_stream_test(dut: SimHandleBase, transactions: Sequence[Transaction
                           idle_prob: float = 0.0, max_idle: int = 3, stall_prob: float = 0.0,
                           idle_fill: Literal["random", "zero", "hold"] = "random",
                           seed_salt: str = "", drain_cycles: int = 4, max_cycles: int | None = None,
-                          clk: str = "clk", name: str | None = None) -> StreamTrace:
+                          clk: str = "clk", name: str | None = None,
+                          one_to_one: bool = True) -> StreamTrace:
     """Drive ``transactions`` into stream ``i``, watch stream ``o``, and check every cycle.
 
     Ports follow Amaranth's names: ``<i>__valid``, ``<i>__payload``, ``<i>__ready`` (used
@@ -509,6 +510,10 @@ async def run_stream_test(dut: SimHandleBase, transactions: Sequence[Transaction
         Mixed into the seed of the idle/stall generators (use the test name).
     max_cycles : int, optional
         Give up (AssertionError) if the transactions are not all accepted by then.
+    one_to_one : bool
+        Each input transaction gives one output, in order (used to name the input behind
+        a mismatching output). False for blocks that reduce several inputs to one output
+        (e.g. a PE's dot product): the input named is the one ``latency`` cycles earlier.
 
     Returns
     -------
@@ -540,7 +545,7 @@ async def run_stream_test(dut: SimHandleBase, transactions: Sequence[Transaction
     scoreboard = Scoreboard(
         model, latency=latency, widths={p: port_width(dut, p) for p in monitored},
         qualifiers={p: out_valid for p in out_payloads},
-        sources=_in_order_sources(out_valid, out_ready),
+        sources=_in_order_sources(out_valid, out_ready) if one_to_one else None,
         name=name or (design.top if design else "DUT"))
 
     limit = max_cycles if max_cycles is not None else 20 * (len(transactions) + latency) + 100

@@ -10,7 +10,8 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 from amaranth.lib import wiring
 
 from .build import build_verilog
-from .run import SIMULATORS, BuildError, RunResult, Simulator, SimulatorUnavailable, run_cocotb
+from .run import (SIMULATORS, BuildError, RunResult, Simulator, SimulatorUnavailable,
+                  rerun_failures_with_waves, run_cocotb)
 
 __all__ = ["RegressionTest", "run_regression"]
 
@@ -108,6 +109,9 @@ def run_regression(tests: Iterable[RegressionTest], *, sims: Sequence[Simulator]
                 print(f"FAIL {test.name} [{sim}]: {_indent(str(exc))}", file=out)
                 failed += 1
                 continue
+            if not result.passed and not waves:
+                result = rerun_failures_with_waves(result, design, test.test_module, config=test.config,
+                                                   timeout_s=timeout_s)
             run_passed, run_failed = _report_run(test.name, sim, result, out)
             passed += run_passed
             failed += run_failed

