@@ -38,8 +38,8 @@ def test_multiplier_against_numpy():
     fa = (a.astype(np.uint32) << 16).view(np.float32)
     fb = (b.astype(np.uint32) << 16).view(np.float32)
     with np.errstate(all="ignore"):
-        ref = (fa * fb).view(np.uint32)
-    ref = np.where(np.isnan(fa * fb), CANONICAL_NAN_BITS, ref)
+        prod = fa * fb
+    ref = np.where(np.isnan(prod), CANONICAL_NAN_BITS, prod.view(np.uint32))
     assert np.array_equal(np.array(got, dtype=np.uint32), ref.astype(np.uint32))
 
 
