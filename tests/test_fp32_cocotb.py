@@ -1,0 +1,23 @@
+"""The float32 adder on Verilator: >= 10^6 random pairs of every class against NumPy."""
+
+import pytest
+
+from mxsf.sim.build import build_verilog
+from mxsf.sim.pytest_support import require_simulator
+from mxsf.sim.run import run_checked
+from mxsf.sim.wrappers import Float32AdderLanes
+
+
+@pytest.mark.sim
+def test_adder_million_pairs_verilator(build_root):
+    require_simulator("verilator")
+    design = build_verilog(Float32AdderLanes, {"lanes": 16}, name="fp32_add_lanes", root=build_root)
+    run_checked(design, "mxsf.sim.tests.fp32_tests", sim="verilator", seed=9,
+                config={"pairs": 1 << 20}, timeout_s=1200)
+
+
+@pytest.mark.sim
+def test_adder_pairs_icarus(build_root):
+    require_simulator("icarus")
+    design = build_verilog(Float32AdderLanes, {"lanes": 16}, name="fp32_add_lanes", root=build_root)
+    run_checked(design, "mxsf.sim.tests.fp32_tests", sim="icarus", seed=9, config={"pairs": 20000})
