@@ -57,8 +57,13 @@ class DesignSpec:
         return {p: values[p] for p in self.params if values.get(p) is not None}
 
     def instantiate(self, **params):
-        """Build the component; bad parameters raise ValueError/TypeError from it."""
-        return self.component_class(**params)
+        """Build the component; bad parameters raise ValueError/TypeError from it.
+
+        The object is often made only to check parameters or read properties (latency,
+        MACs), so Amaranth's "created but never used" warning is silenced for it."""
+        component = self.component_class(**params)
+        component._MustUse__silence = True
+        return component
 
 
 DESIGNS = {d.name: d for d in [

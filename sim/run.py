@@ -77,6 +77,7 @@ class TestCaseResult:
     message: str = ""
     traceback: str = ""
     seed: int | None = None
+    sim_time_ns: float | None = None
 
     __test__ = False  # not a pytest test class
 
@@ -457,6 +458,8 @@ def read_results(xml_path: Path) -> tuple[TestCaseResult, ...]:
             message="" if failure is None else failure.get("message", ""),
             traceback="" if failure is None else (failure.text or ""),
             seed=int(seed) if seed is not None and seed.lstrip("-").isdigit() else None,
+            sim_time_ns=float(props["sim_time_duration"]) if props.get("sim_time_unit") == "ns"
+            and props.get("sim_time_duration") else None,
         ))
     return tuple(cases)
 

@@ -1,0 +1,103 @@
+"""The `mxsf` command line: formats, quantize, generate, test, and its error rules."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mxsf.cli import main
+from mxsf.golden import dequantize, error_stats, get_format, quantize_tiles
+from mxsf.golden.quantize import MXArray
+from mxsf.sim.pytest_support import require_simulator
+
+
+def run(*argv):
+    """Run the real console entry point in a subprocess: (exit status, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "mxsf", *argv], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_formats_table(capsys):
+    assert main(["formats"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fp8_e4m3", "mxfp8_e4m3", "mxsf", "bf16", "57344", "7.875"):
+        assert name in out
+
+
+def test_quantize_writes_codes_and_reports_error(tmp_path, capsys):
+    x = np.random.default_rng(0).standard_normal((40, 70)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "q.npz"
+    assert main(["quantize", str(tmp_path / "x.npy"), "--fmt", "mxsf", "--tile", "32", "32", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    z = np.load(out)
+    ref = quantize_tiles(x, "mxsf", tile=(32, 32))
+    assert np.array_equal(z["codes"], ref.codes) and np.array_equal(z["scale_e8m0"], ref.scale_e8m0)
+    q = MXArray(get_format(str(z["fmt"])), z["codes"], z["scale_e8m0"], tuple(z["block_shape"]))
+    st = error_stats(x, dequantize(q))
+    assert f"SQNR {st['sqnr_db']:.2f} dB" in text
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["quantize", "missing.npy", "--fmt", "mxsf", "-o", "o.npz"], "input file not found"),
+    (["quantize", "INT", "--fmt", "mxsf", "-o", "o.npz"], "x must be a floating-point array"),
+    (["quantize", "X", "--fmt", "fp9", "-o", "o.npz"], "fmt must be one of"),
+    (["quantize", "X", "--fmt", "mxsf", "--block-size", "0", "-o", "o.npz"], "--block-size"),
+    (["quantize", "X", "--fmt", "mxsf", "--tile", "3", "-o", "o.npz"], "--tile"),
+    (["generate", "pe", "--fmt", "mxsf", "--lanes", "7", "-o", "g"], "lanes must divide block_size=32"),
+    (["generate", "pe", "-o", "g"], "design pe needs --fmt"),
+    (["generate", "pe", "--fmt", "mxsf", "--n", "4", "-o", "g"], "design pe does not take --n"),
+    (["generate", "warp-drive", "-o", "g"], "design must be one of"),
+    (["generate", "pe", "--fmt", "bf16", "-o", "g"], "fmt must be an MX element format"),
+    (["test", "pe", "--fmt", "mxsf", "--sim", "modelsim"], "--sim"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "X.npy", np.ones((4, 4), dtype=np.float32))
+    np.save(tmp_path / "INT.npy", np.ones((4, 4), dtype=np.int32))
+    argv = [a.replace("X", str(tmp_path / "X.npy")) if a == "X" else
+            a.replace("INT", str(tmp_path / "INT.npy")) if a == "INT" else a for a in argv]
+    code, out, err = run(*argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mxsf: error: ") and needle in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "g").exists() and not (tmp_path / "o.npz").exists()
+
+
+def test_generate_pe_writes_verilog_and_sidecar(tmp_path):
+    code, out, err = run("generate", "pe", "--fmt", "mxfp8_e4m3", "--block-size", "16", "--lanes", "4",
+                         "-o", str(tmp_path))
+    assert code == 0, err
+    v = tmp_path / "mx_pe_fp8_e4m3_b16_l4.v"
+    side = json.loads((tmp_path / "mx_pe_fp8_e4m3_b16_l4.json").read_text())
+    assert "module mx_pe_fp8_e4m3_b16_l4" in v.read_text()
+    assert side["params"] == {"fmt": "fp8_e4m3", "block_size": 16, "lanes": 4}
+    assert side["latency"] == 3 and side["macs_per_cycle"] == 4
+    ports = {p["name"]: p for p in side["ports"]}
+    assert ports["o__payload"]["width"] == 32 and ports["o__payload"]["direction"] == "out"
+    fields = {f["name"]: f for f in side["payload_fields"]["i__payload"]}
+    assert fields["a[0]"] == {"name": "a[0]", "offset": 0, "width": 8}
+    assert fields["b[3]"]["offset"] == 56 and fields["last"]["width"] == 1
+    assert ports["i__payload"]["width"] == sum(f["width"] for f in fields.values())
+    assert side["format"]["name"] == "fp8_e4m3"
+
+
+def test_generate_bf16_pe(tmp_path):
+    code, out, err = run("generate", "bf16-pe", "--lanes", "2", "-o", str(tmp_path))
+    assert code == 0, err
+    side = json.loads((tmp_path / "bf16_pe_l2.json").read_text())
+    assert side["latency"] == 2 and side["macs_per_cycle"] == 2
+
+
+@pytest.mark.sim
+def test_test_command_runs_the_regression(tmp_path):
+    require_simulator("verilator")
+    code, out, err = run("test", "pe", "--fmt", "fp4_e2m1", "--block-size", "4", "--lanes", "2",
+                         "--count", "10", "--seed", "4")
+    assert code == 0, out + err
+    assert "PASS pe.random_dots [verilator]" in out and "PASS pe.code_pairs [verilator]" in out
+    assert out.strip().splitlines()[-1].endswith("passed, 0 failed")
