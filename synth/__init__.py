@@ -3,6 +3,11 @@
 The public entry point is :func:`synthesize`; see :mod:`mxsf.synth.flow` for the
 flow and :mod:`mxsf.synth.liberty` for the library (``mxsf_generic.lib``, areas in
 NAND2 gate equivalents from the Nangate FreePDK45 Open Cell Library).
+
+:mod:`mxsf.synth.compare` synthesises the registry designs (``mxsf synth``) and runs
+area sweeps over designs, formats and array sizes (``mxsf compare``);
+:mod:`mxsf.synth.plots` draws their PNG plots. They are not imported here, so the
+flow stays free of Amaranth and matplotlib.
 """
 
 from .flow import (

@@ -1,0 +1,114 @@
+"""Synthesis benchmark: Yosys wall time of the MX PE (and of a 4x4 systolic array when
+the ``array`` design exists), and the area of the PE per element format.
+
+1. The MXSF PE (block 32, 32 lanes) alone: Verilog generation + synthesis time of this
+   run, and the Yosys time of the run that produced the report (the same unless cached).
+2. A 4x4 array of MXSF PEs (block 32, ``--array-lanes`` lanes), if available.
+3. PE area for every element format (block 32, 32 lanes) and the BF16 PE (1 lane), in
+   parallel: GE, GE per MAC/cycle, ratio to the BF16 PE and to the MXFP8 E4M3 PE (and
+   the SQNR of mxsf.golden.accuracy when it exists).
+
+Results are cached under the synthesis folder (default build/synth): a re-run takes
+seconds. ``--no-cache`` reruns everything. Exits 1 if a sanity check fails (every area
+positive, reference ratios 1, every MX PE smaller per MAC than the BF16 PE).
+
+Usage: python benchmarks/synth_bench.py [--jobs N] [--no-cache] [--synth-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+from mxsf.cli import table
+from mxsf.golden import ELEMENT_FORMATS
+from mxsf.hw.registry import DESIGNS
+from mxsf.synth.compare import (ProgressBar, compare_rows, load_accuracy, make_job,
+                                plan_compare, run_jobs)
+
+BLOCK, LANES = 32, 32
+
+
+def _time_one(job, args) -> tuple[float, object]:
+    started = time.perf_counter()
+    (result,) = run_jobs([job], synth_dir=args.synth_dir, cache=not args.no_cache, workers=1)
+    return time.perf_counter() - started, result
+
+
+def _timing_line(label: str, elapsed: float, result) -> str:
+    rep = result.report
+    how = ("cached; Yosys time is that of the run that made the report" if rep.cached
+           else "synthesised now")
+    return (f"{label} ({rep.top}): {elapsed:.1f} s this run, Yosys {rep.wall_time_s:.1f} s "
+            f"[{how}]; {rep.area_ge:.0f} GE, {rep.flop_count} flops, depth {rep.logic_depth}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel synthesis processes for the format table (default: CPU count)")
+    p.add_argument("--no-cache", action="store_true", help="rerun every synthesis")
+    p.add_argument("--synth-dir", default=None, help="synthesis folder (default build/synth)")
+    p.add_argument("--array-lanes", type=int, default=4, help="lanes per PE of the 4x4 array (default 4)")
+    args = p.parse_args(argv)
+    started = time.perf_counter()
+    print(f"mxsf synthesis benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"jobs {args.jobs}, cache {'off' if args.no_cache else 'on'}\n")
+
+    print("== Synthesis wall time\n")
+    pe = make_job("pe", {"fmt": "mxsf", "block_size": BLOCK, "lanes": LANES})
+    elapsed, result = _time_one(pe, args)
+    print(_timing_line(f"MX PE mxsf, block {BLOCK}, {LANES} lanes", elapsed, result))
+    array = DESIGNS["array"]
+    if array.available:
+        try:
+            job = make_job("array", {"fmt": "mxsf", "rows": 4, "cols": 4, "block_size": BLOCK,
+                                     "lanes": args.array_lanes})
+        except ValueError as error:
+            print(f"4x4 array: parameters rejected: {error}")
+        else:
+            elapsed, result = _time_one(job, args)
+            print(_timing_line(f"4x4 array of mxsf PEs, {args.array_lanes} lanes", elapsed, result))
+    else:
+        print("4x4 array: the 'array' design is not available yet (mxsf.hw.systolic); skipped")
+
+    print(f"\n== PE area per element format (block {BLOCK}, {LANES} lanes; BF16 PE 1 lane)\n")
+    jobs = plan_compare(["pe"], list(ELEMENT_FORMATS), block_size=BLOCK, lanes=LANES)
+    results = run_jobs(jobs, synth_dir=args.synth_dir, cache=not args.no_cache,
+                       workers=args.jobs, progress=ProgressBar(len(jobs)))
+    accuracy = load_accuracy()
+    rows = compare_rows(results, accuracy=accuracy, block_size=BLOCK, lanes=LANES)
+    seconds = {r.job.top: r.report.wall_time_s for r in results}
+    head = ["format", "design", "MACs/cycle", "area (GE)", "GE/MAC", "x BF16 PE",
+            "x MXFP8 E4M3 PE", "flops", "depth", "Yosys (s)"]
+    if accuracy is not None:
+        head += ["SQNR 1D (dB)", "SQNR tile (dB)"]
+    lines = []
+    for r in rows:
+        line = [r["format"], r["design"], r["macs_per_cycle"], f"{r['area_ge']:.0f}",
+                f"{r['ge_per_mac']:.1f}", f"{r['ratio_vs_bf16']:.3f}",
+                f"{r['ratio_vs_fp8_e4m3']:.3f}", r["flops"], r["depth"], f"{seconds[r['top']]:.1f}"]
+        if accuracy is not None:
+            line += [f"{r['sqnr_1d_db']:.2f}", f"{r['sqnr_tile_db']:.2f}"]
+        lines.append(line)
+    print(table(head, lines))
+
+    problems = [f"{r['top']}: area {r['area_ge']}" for r in rows if not r["area_ge"] > 0]
+    bf16 = next(r for r in rows if r["reference"] == "bf16")
+    e4m3 = next(r for r in rows if r["reference"] == "fp8_e4m3")
+    if bf16["ratio_vs_bf16"] != 1.0 or e4m3["ratio_vs_fp8_e4m3"] != 1.0:
+        problems.append("reference ratios are not 1")
+    problems += [f"{r['top']} is not smaller per MAC than the BF16 PE" for r in rows
+                 if r["design"] == "pe" and not r["ratio_vs_bf16"] < 1.0]
+    print(f"\nTotal {time.perf_counter() - started:.1f} s")
+    if problems:
+        print("sanity check failed: " + "; ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
