@@ -7,6 +7,7 @@ line, and how many multiply-accumulates it performs per cycle (for area per MAC)
 """
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,6 +52,14 @@ class DesignSpec:
         except (ImportError, AttributeError):
             return False
         return True
+
+    @property
+    def required_params(self) -> list:
+        """Constructor parameters without a default value."""
+        sig = inspect.signature(self.component_class.__init__)
+        return [name for name, p in sig.parameters.items()
+                if name != "self" and p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
     def select_params(self, values: dict) -> dict:
         """The constructor keywords of this design present (not None) in ``values``."""

@@ -34,35 +34,55 @@ PARAM_OPTIONS = {
 }
 
 
+def _param_names() -> list:
+    """Every constructor parameter of the registry's designs (known options first)."""
+    from mxsf.hw.registry import DESIGNS
+
+    names = dict.fromkeys(PARAM_OPTIONS)
+    for spec in DESIGNS.values():
+        names.update(dict.fromkeys(spec.params))
+    return list(names)
+
+
+def _option(param: str) -> tuple:
+    return PARAM_OPTIONS.get(param, ("--" + param.replace("_", "-"), int, param.upper(),
+                                     f"constructor parameter {param}"))
+
+
 def add_design_options(parser) -> None:
-    """The design name and every constructor parameter option of the registry."""
+    """The design name and an option for every constructor parameter of the registry."""
     from mxsf.hw.registry import design_names
 
     parser.add_argument("design", metavar="DESIGN", help=f"one of: {', '.join(design_names())}")
-    for dest, (flag, typ, metavar, text) in PARAM_OPTIONS.items():
-        parser.add_argument(flag, dest=f"param_{dest}", type=typ, metavar=metavar, help=text)
+    for param in _param_names():
+        flag, typ, metavar, text = _option(param)
+        parser.add_argument(flag, dest=f"param_{param}", type=typ, metavar=metavar, help=text)
     parser.add_argument("--tile", type=positive_int, nargs=2, metavar=("R", "C"),
                         help="tile rows and columns (same as --rows R --cols C)")
 
 
 def design_params(args):
     """(DesignSpec, constructor keywords) from parsed options; CLIError for options the
-    design does not take. Values are checked by the component's constructor."""
+    design does not take or a required one missing. Values are checked by the
+    component's constructor (ValueError naming the parameter)."""
     from mxsf.hw.registry import get_design_spec
 
     spec = get_design_spec(args.design)
-    values = {p: getattr(args, f"param_{p}", None) for p in PARAM_OPTIONS}
+    values = {p: getattr(args, f"param_{p}", None) for p in _param_names()}
     if getattr(args, "tile", None) is not None:
-        if values["rows"] is not None or values["cols"] is not None:
+        if values.get("rows") is not None or values.get("cols") is not None:
             raise CLIError("give either --tile R C or --rows/--cols, not both")
         values["rows"], values["cols"] = args.tile
     extra = [p for p, v in values.items() if v is not None and p not in spec.params]
     if extra:
-        takes = ", ".join(PARAM_OPTIONS[p][0] for p in spec.params if p in PARAM_OPTIONS)
-        raise CLIError(f"design {spec.name} does not take {PARAM_OPTIONS[extra[0]][0]} (it takes {takes})")
+        takes = ", ".join(_option(p)[0] for p in spec.params) or "no parameters"
+        flag = "--tile" if getattr(args, "tile", None) is not None and extra[0] in ("rows", "cols") \
+            else _option(extra[0])[0]
+        raise CLIError(f"design {spec.name} does not take {flag} (it takes {takes})")
     params = spec.select_params(values)
-    if "fmt" in spec.params and "fmt" not in params:
-        raise CLIError(f"design {spec.name} needs --fmt")
+    missing = [p for p in spec.required_params if p not in params]
+    if missing:
+        raise CLIError(f"design {spec.name} needs {_option(missing[0])[0]}")
     if "fmt" in params:
         from mxsf.golden import get_format
 

@@ -18,33 +18,9 @@ import os
 from pathlib import Path
 
 from mxsf.cli import CLIError, positive_int, table
+from mxsf.cli_hw import add_design_options, design_params
 
-__all__ = ["register", "PARAM_OPTIONS"]
-
-#: Command-line option of each design constructor parameter: (flag, type, metavar, help).
-PARAM_OPTIONS: dict[str, tuple[str, object, str, str]] = {
-    "fmt": ("--fmt", str, "F", "element format (e.g. mxsf, fp8_e4m3, mxfp8_e4m3)"),
-    "block_size": ("--block-size", positive_int, "N", "elements per block"),
-    "lanes": ("--lanes", positive_int, "L", "element pairs per beat (or inputs per cycle)"),
-    "rows": ("--rows", positive_int, "R", "rows (array, gemm, requantizer tile)"),
-    "cols": ("--cols", positive_int, "C", "columns (array, gemm, requantizer tile)"),
-    "n": ("--n", positive_int, "N", "inputs of the max-exponent finder"),
-    "stages": ("--stages", int, "S", "pipeline stages"),
-}
-
-
-def _registry_params() -> list[str]:
-    from mxsf.hw.registry import DESIGNS
-
-    names: dict[str, None] = dict.fromkeys(PARAM_OPTIONS)
-    for spec in DESIGNS.values():
-        names.update(dict.fromkeys(spec.params))
-    return list(names)
-
-
-def _flag(param: str) -> str:
-    return PARAM_OPTIONS[param][0] if param in PARAM_OPTIONS else "--" + param.replace("_", "-")
-
+__all__ = ["register"]
 
 def _synth_error(error: Exception) -> CLIError:
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -55,25 +31,10 @@ def _synth_error(error: Exception) -> CLIError:
 
 
 def _cmd_synth(args) -> int:
-    from mxsf.hw.registry import get_design_spec
     from mxsf.synth import SynthError
-    from mxsf.synth.compare import make_job, required_params, run_jobs
+    from mxsf.synth.compare import make_job, run_jobs
 
-    spec = get_design_spec(args.design)
-    values = {p: getattr(args, f"param_{p}", None) for p in _registry_params()}
-    if args.tile is not None:
-        if values.get("rows") is not None or values.get("cols") is not None:
-            raise CLIError("give either --tile R C or --rows/--cols, not both")
-        values["rows"], values["cols"] = args.tile
-    extra = [p for p, v in values.items() if v is not None and p not in spec.params]
-    if extra:
-        takes = ", ".join(_flag(p) for p in spec.params) or "no parameters"
-        flag = "--tile" if args.tile is not None and extra[0] in ("rows", "cols") else _flag(extra[0])
-        raise CLIError(f"design {spec.name} does not take {flag} (it takes {takes})")
-    params = spec.select_params(values)
-    missing = [p for p in required_params(spec) if p not in params]
-    if missing:
-        raise CLIError(f"design {spec.name} needs {_flag(missing[0])}")
+    spec, params = design_params(args)
     job = make_job(spec.name, params)
 
     synth_dir = Path(args.out_dir) if args.out_dir is not None else None
@@ -144,15 +105,7 @@ def register(subparsers) -> None:
         "synth", help="synthesise one design and print its area report",
         description="Build a design's Verilog, synthesise it with Yosys onto the generic "
                     "library (NAND2 gate equivalents) and print area, depth and delay.")
-    s.add_argument("design", metavar="DESIGN",
-                   help=f"design name ({', '.join(design_names())})")
-    for param in _registry_params():
-        flag, kind, metavar, text = PARAM_OPTIONS.get(
-            param, (_flag(param), int, param.upper(), f"constructor parameter {param}"))
-        s.add_argument(flag, dest=f"param_{param}", type=kind, metavar=metavar, default=None,
-                       help=text)
-    s.add_argument("--tile", type=positive_int, nargs=2, metavar=("R", "C"),
-                   help="tile rows and columns (same as --rows R --cols C)")
+    add_design_options(s)
     s.add_argument("--out-dir", default=None,
                    help="synthesis folder (default build/synth, or $MXSF_BUILD_DIR/synth)")
     s.add_argument("--no-cache", action="store_true", help="rerun Yosys even if a report exists")

@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib
-import inspect
 import io
 import json
 import os
@@ -205,10 +204,7 @@ def make_job(design: str, params: Mapping[str, Any]) -> SynthJob:
 
 def required_params(spec) -> list[str]:
     """Constructor parameters of ``spec`` without a default value."""
-    signature = inspect.signature(spec.component_class.__init__)
-    return [name for name, p in signature.parameters.items()
-            if name != "self" and p.default is inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return spec.required_params
 
 
 @lru_cache(maxsize=None)
