@@ -39,8 +39,12 @@ test-slow: setup
 demo: setup
 	$(VENV)/bin/mxsf demo --out build/demo
 
+# The figures of the README and the issue notes (each script prints its table).
 bench: setup
 	$(PY) benchmarks/golden_bench.py
+	$(PY) benchmarks/sim_bench.py
+	$(PY) benchmarks/synth_bench.py --jobs 2
+	$(PY) benchmarks/accuracy_bench.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -82,26 +82,6 @@ def _cmd_quantize(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
-    from mxsf.golden import ELEMENT_FORMATS, dequantize, error_stats, quantize, quantize_tiles, sample_tensor
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print("== Element formats (SPEC.md section 1)\n")
-    print(format_table())
-    x = sample_tensor(256, 256, seed=0)
-    np.save(out / "sample.npy", x)
-    print(f"\n== Quantization error on a 256x256 sample tensor (rows spread over 8 binades, "
-          f"rare 50x outliers; {out / 'sample.npy'})\n")
-    rows = []
-    for name in ELEMENT_FORMATS:
-        b = error_stats(x, dequantize(quantize(x, name, block_size=32)))
-        t = error_stats(x, dequantize(quantize_tiles(x, name, tile=(32, 32))))
-        rows.append((name, f"{b['sqnr_db']:.2f}", f"{b['max_abs']:.4g}", f"{t['sqnr_db']:.2f}", f"{t['max_abs']:.4g}"))
-    print(table(("format", "SQNR 1x32 (dB)", "max err 1x32", "SQNR 32x32 tile (dB)", "max err 32x32"), rows))
-    return 0
-
-
 # ------------------------------------------------------------------------------------
 # argument parsing
 # ------------------------------------------------------------------------------------
@@ -134,16 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output .npz (codes, scale_e8m0, block_shape, fmt)")
     s.set_defaults(func=_cmd_quantize)
 
-    s = sub.add_parser("demo", help="show the golden model at work (used by `make demo`)")
-    s.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
-    s.set_defaults(func=_cmd_demo)
-
     for name in _COMMAND_MODULES:
         importlib.import_module(f"mxsf.{name}").register(sub)
     return p
 
 
-_COMMAND_MODULES = ("cli_hw", "cli_synth", "cli_accuracy")
+_COMMAND_MODULES = ("cli_hw", "cli_synth", "cli_accuracy", "cli_demo")
 """Modules of further commands; each has ``register(subparsers)``. A module that does
 not exist (yet) is skipped."""
 _COMMAND_MODULES = tuple(n for n in _COMMAND_MODULES if importlib.util.find_spec(f"mxsf.{n}") is not None)
