@@ -84,7 +84,7 @@ DESIGNS = {d.name: d for d in [
                macs=lambda c: c.lanes, test_module="bf16_pe_tests"),
     DesignSpec("maxexp", "maxexp:BlockMaxExponent", ("n", "lanes", "stages"),
                "block max-exponent finder (float32 inputs)", test_module="maxexp_tests"),
-    DesignSpec("requantizer", "requant:TileRequantizer", ("fmt", "rows", "cols", "lanes"),
+    DesignSpec("requantizer", "requant:TileRequantizer", ("fmt", "rows", "cols", "lanes", "stages"),
                "tile re-quantizer: float32 tile to one E8M0 scale and element codes",
                test_module="requant_tests"),
     DesignSpec("array", "systolic:SystolicArray", ("fmt", "rows", "cols", "block_size", "lanes"),

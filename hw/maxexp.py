@@ -1,0 +1,223 @@
+"""Block max-exponent finder (SPEC.md section 6).
+
+For every group of ``n`` float32 values, the largest biased exponent field of ``|x|``
+(0 for zeros and subnormals, 255 for NaN and +/-Inf), whether some value is NaN/Inf
+and whether every value is +/-0 (a subnormal is not zero). A comparator tree reduces
+the ``lanes`` values of a beat, with ``stages`` pipeline registers spread over its
+levels; an accumulator then reduces the ``n // lanes`` beats of a group.
+"""
+
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .formats import check_int
+from .fp32 import Float32
+
+__all__ = [
+    "BlockMaxExponent",
+    "MaxExponentResult",
+    "float32_beat_layout",
+    "tree_depth",
+    "default_stages",
+    "register_levels",
+]
+
+_EXP_INF = 0xFF        # biased exponent field of NaN and Inf
+_N_MAX = 1 << 16       # largest group (a 256 x 256 tile)
+_LANES_MAX = 1024
+
+
+class MaxExponentResult(data.Struct):
+    """Result for one group of ``n`` float32 values (fields listed LSB first)."""
+
+    max_exp: 8       # largest biased exponent field of |x| (0: zeros/subnormals, 255: NaN/Inf)
+    any_nan_inf: 1   # some value is NaN or +/-Inf (same as max_exp == 255)
+    all_zero: 1      # every value is +0 or -0
+
+
+def float32_beat_layout(lanes: int) -> data.ArrayLayout:
+    """A beat of ``lanes`` float32 values (lane 0 in the low bits)."""
+    return data.ArrayLayout(Float32, lanes)
+
+
+def tree_depth(lanes: int) -> int:
+    """Levels of the two-input comparator tree over ``lanes`` values: ``ceil(log2(lanes))``."""
+    return (lanes - 1).bit_length()
+
+
+def default_stages(lanes: int) -> int:
+    """Default number of tree pipeline registers: half the tree depth, rounded down."""
+    return tree_depth(lanes) // 2
+
+
+def register_levels(lanes: int, stages: int) -> tuple[int, ...]:
+    """Tree levels (1 = first comparator level) followed by a pipeline register.
+
+    The ``stages`` registers split the ``tree_depth(lanes)`` levels as evenly as
+    possible: register ``k`` (0-based) follows level ``ceil((k + 1) * depth / (stages + 1))``.
+    """
+    depth = tree_depth(lanes)
+    return tuple(-(-(k + 1) * depth // (stages + 1)) for k in range(stages))
+
+
+def check_lanes(n: int, lanes, *, n_name: str = "n") -> int:
+    """``lanes`` must be an integer in [1, min(n, 1024)] dividing ``n``."""
+    check_int(lanes, "lanes", 1, min(n, _LANES_MAX))
+    if n % lanes:
+        divisors = [d for d in range(1, min(n, _LANES_MAX) + 1) if n % d == 0]
+        shown = divisors if len(divisors) <= 16 else divisors[:8] + ["..."] + divisors[-4:]
+        raise ValueError(f"lanes must divide {n_name}={n} (one of {shown}), not {lanes!r}")
+    return lanes
+
+
+def check_stages(stages, lanes: int, hi: int | None = None) -> int:
+    """``stages`` must be an integer in [0, min(tree_depth(lanes), hi)]."""
+    top = tree_depth(lanes) if hi is None else min(tree_depth(lanes), hi)
+    return check_int(stages, "stages", 0, top)
+
+
+class BlockMaxExponent(wiring.Component):
+    """Largest float32 exponent field, NaN/Inf flag and all-zero flag of groups of ``n`` values.
+
+    Parameters
+    ----------
+    n : int
+        Values per group (one result each), in [1, 65536].
+    lanes : int
+        Values per input beat, in [1, min(n, 1024)], dividing ``n`` (default ``n``): a
+        group is ``n // lanes`` consecutive beats, counted from reset (there are no
+        framing marks).
+    stages : int
+        Pipeline registers in the comparator tree, in [0, ``tree_depth(lanes)``] where
+        ``tree_depth(lanes) = ceil(log2(lanes))``; default ``tree_depth(lanes) // 2``.
+        They follow the levels :func:`register_levels` names. 0 gives a combinational
+        tree feeding the accumulator.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(Float32, lanes)))
+        Input beats: ``lanes`` float32 encodings, lane 0 in the low bits.
+    o : Out(stream.Signature(MaxExponentResult))
+        One result per group: ``max_exp`` (largest biased exponent field of ``|x|``;
+        0 for zeros and subnormals; 255 when some value is NaN or Inf), ``any_nan_inf``
+        and ``all_zero`` (every value is +0 or -0; subnormals are not zero).
+
+    Raises
+    ------
+    TypeError
+        A parameter is not an integer.
+    ValueError
+        A parameter out of range, or ``lanes`` not dividing ``n``.
+
+    Latency
+    -------
+    ``latency = stages + 1``: a group's result is valid ``stages + 1`` cycles after the
+    cycle its last beat is accepted, when the output is not stalled. Throughput one beat
+    per cycle. Back-pressure: the whole pipeline holds while ``o.valid & ~o.ready``, so
+    ``i.ready = ~o.valid | o.ready`` (it depends on ``o.ready`` combinationally, never on
+    ``i.valid``); ``o.valid`` never depends on ``o.ready`` and, once high, stays high
+    with a stable payload until the result is taken.
+    """
+
+    def __init__(self, n, lanes=None, stages=None):
+        check_int(n, "n", 1, _N_MAX)
+        lanes = n if lanes is None else lanes
+        check_lanes(n, lanes)
+        stages = default_stages(lanes) if stages is None else stages
+        check_stages(stages, lanes)
+        self._n, self._lanes, self._stages = n, lanes, stages
+        super().__init__({
+            "i": In(stream.Signature(float32_beat_layout(lanes))),
+            "o": Out(stream.Signature(MaxExponentResult)),
+        })
+
+    n = property(lambda self: self._n, doc="values per group")
+    lanes = property(lambda self: self._lanes, doc="values per beat")
+    stages = property(lambda self: self._stages, doc="pipeline registers in the comparator tree")
+    beats_per_group = property(lambda self: self._n // self._lanes)
+    latency = property(lambda self: self._stages + 1,
+                       doc="cycles from a group's last accepted beat to its result (no stall)")
+
+    @property
+    def params(self) -> dict:
+        return {"n": self._n, "lanes": self._lanes, "stages": self._stages}
+
+    @property
+    def module_name(self) -> str:
+        return f"maxexp_n{self._n}_l{self._lanes}_s{self._stages}"
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, bpg = self._lanes, self.beats_per_group
+        reg_after = set(register_levels(lanes, self._stages))
+
+        # The whole pipeline advances when the output register is empty or being taken.
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+
+        # Level 0: exponent field and "non-zero" of every lane.
+        level = []
+        for k in range(lanes):
+            x = self.i.payload[k]
+            e = Signal(8, name=f"l0_exp{k}")
+            nz = Signal(name=f"l0_nz{k}")
+            m.d.comb += [e.eq(x.exponent), nz.eq(x.as_value()[:31].any())]
+            level.append((e, nz))
+        valid = self.i.valid
+
+        # Comparator tree; a register (advancing with en) after the levels in reg_after.
+        for lvl in range(1, tree_depth(lanes) + 1):
+            nxt = []
+            for j in range(0, len(level), 2):
+                if j + 1 == len(level):
+                    nxt.append(level[j])
+                    continue
+                (ea, za), (eb, zb) = level[j], level[j + 1]
+                e = Signal(8, name=f"l{lvl}_exp{j // 2}")
+                nz = Signal(name=f"l{lvl}_nz{j // 2}")
+                m.d.comb += [e.eq(Mux(ea > eb, ea, eb)), nz.eq(za | zb)]
+                nxt.append((e, nz))
+            level = nxt
+            if lvl in reg_after:
+                regs = []
+                for j, (e, nz) in enumerate(level):
+                    er = Signal(8, name=f"r{lvl}_exp{j}")
+                    zr = Signal(name=f"r{lvl}_nz{j}")
+                    with m.If(en):
+                        m.d.sync += [er.eq(e), zr.eq(nz)]
+                    regs.append((er, zr))
+                vr = Signal(name=f"r{lvl}_valid")
+                with m.If(en):
+                    m.d.sync += vr.eq(valid)
+                level, valid = regs, vr
+        (beat_exp, beat_nz), = level
+
+        # Accumulation over the beats of a group, then the output register.
+        acc_exp = Signal(8)
+        acc_nz = Signal()
+        grp_exp = Signal(8)
+        grp_nz = Signal()
+        m.d.comb += [
+            grp_exp.eq(Mux(beat_exp > acc_exp, beat_exp, acc_exp)),
+            grp_nz.eq(beat_nz | acc_nz),
+        ]
+        beat_idx = Signal(range(max(bpg, 2)))
+        group_end = Signal()
+        m.d.comb += group_end.eq(beat_idx == bpg - 1)
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(valid & group_end)
+            with m.If(valid):
+                with m.If(group_end):
+                    m.d.sync += [
+                        beat_idx.eq(0),
+                        acc_exp.eq(0),
+                        acc_nz.eq(0),
+                        self.o.payload.max_exp.eq(grp_exp),
+                        self.o.payload.any_nan_inf.eq(grp_exp == _EXP_INF),
+                        self.o.payload.all_zero.eq(~grp_nz),
+                    ]
+                with m.Else():
+                    m.d.sync += [beat_idx.eq(beat_idx + 1), acc_exp.eq(grp_exp), acc_nz.eq(grp_nz)]
+        return m

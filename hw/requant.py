@@ -1,0 +1,403 @@
+"""Tile re-quantizer: a float32 tile to one E8M0 scale and element codes (SPEC.md 3 and 6).
+
+:class:`ElementEncoder` rounds one float32 value divided by ``2^E`` to an element code of
+any MX format, driven by the golden format description (its ``segments``: per binade
+range, the smallest normal exponent ``emin`` and the mantissa bits ``man_bits``), with one
+RNE step on the float32 bits. :class:`TileRequantizer` buffers a tile in a double-buffered
+memory while the :class:`~mxsf.hw.maxexp.BlockMaxExponent` finds its scale, then streams
+the codes out.
+"""
+
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from mxsf.golden.formats import ElementFormat, get_format
+
+from .formats import check_int, element_layout
+from .fp32 import Float32
+from .maxexp import (BlockMaxExponent, check_lanes, check_stages, default_stages,
+                     float32_beat_layout)
+
+__all__ = [
+    "ElementEncoder",
+    "TileRequantizer",
+    "requant_out_layout",
+    "leading_zeros",
+]
+
+# ---- float32 constants ------------------------------------------------------------------
+_F32_BIAS = 127
+_F32_MANT = 23
+_SIG_WIDTH = _F32_MANT + 1          # significand with the hidden bit
+_NAN_SCALE = 0xFF                   # E8M0 NaN
+_SCALE_BIAS = 127
+_TILE_MAX = 1 << 16                 # rows * cols
+_DIM_MAX = 1024
+
+
+def leading_zeros(m, value, name="lz"):
+    """Leading zeros of ``value`` (``len(value)`` when it is zero), as a log-depth tree.
+
+    Every node's "all zero" flag and count are Signals (driven in ``m.d.comb``), so the
+    netlist is a tree of ``len(value)`` nodes rather than an expression re-expanded at
+    every use.
+    """
+    width = 1
+    while width < len(value) + 1:
+        width *= 2
+    # Pad at the LSB end with a one, so the tree never sees an all-zero word.
+    padded = Cat(Const(0, width - len(value) - 1), Const(1, 1), value)
+
+    def tree(bits, path):
+        if len(bits) == 1:
+            return ~bits[0], Const(0, 0)
+        half = len(bits) // 2
+        hi_zero, hi_count = tree(bits[half:], path + "h")
+        lo_zero, lo_count = tree(bits[:half], path + "l")
+        zero = Signal(name=f"{name}_{path}_zero")
+        count = Signal(len(hi_count) + 1, name=f"{name}_{path}_count")
+        m.d.comb += [zero.eq(hi_zero & lo_zero), count.eq(Cat(Mux(hi_zero, lo_count, hi_count), hi_zero))]
+        return zero, count
+
+    return tree(padded, "t")[1]
+
+
+class ElementEncoder(wiring.Component):
+    """Round ``value / 2^exp`` to an element code: RNE, saturating, combinational.
+
+    The float32 significand ``sig`` (hidden bit included; float32 subnormals are not
+    flushed) has its leading one at unbiased exponent ``ky`` of ``y = value / 2^exp``.
+    The format segment holding ``ky`` gives ``emin`` and ``man_bits``; the quantum is
+    ``2^(kk - man_bits)`` with ``kk = max(ky, emin)``. ``sig`` is shifted right to the
+    quantum with guard and sticky bits, rounded to nearest even, and the magnitude code
+    is ``((kk - emin) << man_bits) + n`` (a carry of ``n`` moves to the next binade),
+    saturated at the largest finite code. This is :func:`mxsf.golden.quantize.encode_exact`
+    bit for bit, for every float32 finite value and every ``exp`` in [-128, 127].
+
+    Parameters
+    ----------
+    fmt : str
+        Element format or OCP alias (any MX element format; not bf16).
+
+    Members
+    -------
+    value : In(Float32)
+        The float32 value (NaN/Inf give an unspecified code: the caller masks them).
+    exp : In(signed(8))
+        The scale exponent ``E`` (the E8M0 byte minus 127).
+    code : Out(element_layout(fmt))
+        The code. Negative values that round to zero give the sign bit with magnitude 0
+        (-0) in every FP format and MXSF; INT8 codes are two's complement and never -0.
+
+    Latency
+    -------
+    ``latency = 0`` (combinational).
+    """
+
+    latency = 0
+
+    def __init__(self, fmt):
+        self._fmt = get_format(fmt, element_only=True, param="fmt")
+        super().__init__({
+            "value": In(Float32),
+            "exp": In(signed(8)),
+            "code": Out(element_layout(self._fmt)),
+        })
+
+    fmt = property(lambda self: self._fmt, doc="ElementFormat of the codes")
+
+    @property
+    def module_name(self) -> str:
+        return f"enc_{self._fmt.name}"
+
+    def elaborate(self, platform):
+        m = Module()
+        f: ElementFormat = self._fmt
+        x = self.value
+        segs = f.segments
+
+        # ---- widths ------------------------------------------------------------------
+        # ky = ex_eff - 127 - E - lz in [1 - 127 - 127 - 24, 255 - 127 + 128].
+        ky_range = range(1 - _F32_BIAS - 127 - _SIG_WIDTH, 255 - _F32_BIAS + 128 + 1)
+        # Right shift of sig to the quantum: kk - man_bits + 150 - ex_eff + E. It is at least
+        # 5 for every format and E >= -128 (kk >= emin); from 25 on nothing is kept or rounded up.
+        # It is at most 256 + 150 - 1 + 127 = 532 (signed 12 bits with NaN/Inf garbage).
+        shift_cap = _SIG_WIDTH + 1
+        # Code base (kk - emin) << man_bits <= (256 + 14) << 7 < 2^16; with n < 2^20 (shift
+        # >= 5) the rounded magnitude fits signed 21 bits before saturation.
+
+        sig = Signal(_SIG_WIDTH)
+        ex_eff = Signal(8)
+        lz = Signal(range(_SIG_WIDTH + 1))
+        ky = Signal(ky_range)
+        m.d.comb += [
+            sig.eq(x.significand()),
+            ex_eff.eq(x.effective_exponent()),
+            lz.eq(leading_zeros(m, sig)),
+            ky.eq(ex_eff - _F32_BIAS - self.exp - lz),
+        ]
+
+        # ---- per segment: quantum exponent and code base; pick the segment of ky --------
+        shift = Signal(signed(12))
+        base = Signal(signed(20))
+        seg_sel = [Const(1)] + [ky >= s.ky_lo for s in segs[1:]]
+        for s, sel in zip(segs, seg_sel):
+            kk = Mux(ky > s.emin, ky, s.emin)
+            # later segments (higher ky_lo) override earlier ones
+            with m.If(sel):
+                m.d.comb += [
+                    shift.eq(kk - s.man_bits + (_F32_BIAS + _F32_MANT) - ex_eff + self.exp),
+                    base.eq((kk - s.emin) << s.man_bits),
+                ]
+
+        sh = Signal(range(shift_cap + 1))
+        m.d.comb += sh.eq(Mux(shift > shift_cap, shift_cap, shift[:len(sh)]))
+
+        # ---- shift, guard/sticky, RNE ----------------------------------------------------
+        # sig shifted right by sh over a window of shift_cap zeros: the bits that leave the
+        # significand land in the low shift_cap bits, the top one being the guard bit.
+        kept = Signal(_SIG_WIDTH + shift_cap)
+        m.d.comb += kept.eq(Cat(Const(0, shift_cap), sig) >> sh)
+        n = kept[shift_cap:]
+        guard = kept[shift_cap - 1]
+        sticky = kept[:shift_cap - 1].any()
+        round_up = guard & (sticky | n[0])
+
+        mag = Signal(signed(21))
+        mag_sat = Signal(range(f.max_code + 1))
+        m.d.comb += [
+            mag.eq(base + n + round_up),
+            mag_sat.eq(Mux(mag > f.max_code, f.max_code, mag[:len(mag_sat)])),
+        ]
+
+        if f.kind == "int":
+            m.d.comb += self.code.as_value().eq(Mux(x.sign, -mag_sat, mag_sat))
+        else:
+            m.d.comb += self.code.as_value().eq(Cat(mag_sat, Const(0, f.bits - 1 - len(mag_sat)), x.sign))
+        return m
+
+
+def requant_out_layout(fmt, lanes: int) -> data.StructLayout:
+    """One output beat: ``lanes`` element codes, the tile's E8M0 scale, tile marks."""
+    f = get_format(fmt, element_only=True)
+    return data.StructLayout({
+        "codes": data.ArrayLayout(element_layout(f), lanes),
+        "scale": 8,
+        "first": 1,
+        "last": 1,
+    })
+
+
+class TileRequantizer(wiring.Component):
+    """Re-quantize float32 tiles to one E8M0 scale and ``rows x cols`` element codes.
+
+    A tile of ``rows x cols`` float32 values arrives row-major, ``lanes`` values a beat
+    (``beats = rows * cols // lanes`` beats a tile, counted from reset). It is written
+    to one bank of a two-tile memory while a :class:`~mxsf.hw.maxexp.BlockMaxExponent`
+    (``n = rows * cols``) finds the tile's largest exponent field; the scale is then
+    ``0xFF`` if some value is NaN/Inf, else ``max(0, maxexp - emax_elem)`` (SPEC.md 6:
+    ``E = max(-127, maxexp - 127 - emax_elem)``, an all-zero tile gives 0), and the tile
+    is read back in the same order, every value encoded by one
+    :class:`ElementEncoder` per lane (SPEC.md 3: one RNE, saturating, -0 kept where the
+    format has it; all codes 0 when the scale is NaN). A 1D block of n is the tile (1, n).
+
+    Parameters
+    ----------
+    fmt : str
+        Element format or OCP alias (any MX element format; not bf16).
+    rows, cols : int
+        Tile shape, each in [1, 1024], with ``rows * cols <= 65536``.
+    lanes : int
+        Values per beat, in both directions, in [1, min(rows * cols, 1024)], dividing
+        ``rows * cols`` (default ``cols``; a beat may span rows).
+    stages : int, optional
+        Pipeline registers of the max-exponent comparator tree, in
+        [0, min(ceil(log2(lanes)), beats - 1)]; default
+        ``min(ceil(log2(lanes)) // 2, beats - 1)``. The bound keeps the sustained rate at
+        one beat per cycle.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(Float32, lanes)))
+        Tile values, row-major, lane 0 in the low bits.
+    o : Out(stream.Signature(requant_out_layout(fmt, lanes)))
+        ``codes`` (``lanes`` element codes, in input order), ``scale`` (the tile's E8M0
+        byte, on every beat of the tile), ``first`` (first beat of a tile), ``last``
+        (last beat of a tile).
+
+    Raises
+    ------
+    TypeError
+        A parameter is not an integer.
+    ValueError
+        Unknown format, a parameter out of range, ``lanes`` not dividing ``rows * cols``.
+
+    Latency
+    -------
+    ``latency = stages + 3``: the first beat of a tile is valid on ``o`` ``latency`` cycles
+    after the cycle its last input beat is accepted, when the output side is idle and not
+    stalled (max-exponent tree and accumulator ``stages + 1`` | memory read | encoders and
+    output register). Throughput: one beat per cycle in and out, sustained across tiles
+    (the next tile streams into the other bank while this one streams out; the writer may
+    also follow the reader into the bank it is emptying).
+
+    Back-pressure (``amaranth.lib.stream`` rules): ``o.valid`` never depends on
+    ``o.ready`` and holds with a stable payload until taken; ``o.ready`` low stalls the read
+    side. ``i.ready`` comes from registers only. Input beat ``w`` of a tile bound for bank
+    ``b`` (banks alternate from bank 0) is accepted when bank ``b`` holds no unread tile,
+    or when the read side is reading bank ``b`` and has already issued the read of beat
+    ``w`` (so with both banks full, or the reader stalled, ``i.ready`` drops). The read of
+    a tile starts when its scale is known, in order, at most one beat a cycle.
+    """
+
+    def __init__(self, fmt, rows=32, cols=32, lanes=None, stages=None):
+        self._fmt = get_format(fmt, element_only=True, param="fmt")
+        check_int(rows, "rows", 1, _DIM_MAX)
+        check_int(cols, "cols", 1, _DIM_MAX)
+        if rows * cols > _TILE_MAX:
+            raise ValueError(f"rows * cols must be at most {_TILE_MAX}, not {rows} * {cols} = {rows * cols}")
+        n = rows * cols
+        lanes = cols if lanes is None else lanes
+        check_lanes(n, lanes, n_name="rows*cols")
+        beats = n // lanes
+        if stages is None:
+            stages = min(default_stages(lanes), beats - 1)
+        check_stages(stages, lanes, beats - 1)
+        self._rows, self._cols, self._lanes, self._stages = rows, cols, lanes, stages
+        super().__init__({
+            "i": In(stream.Signature(float32_beat_layout(lanes))),
+            "o": Out(stream.Signature(requant_out_layout(self._fmt, lanes))),
+        })
+
+    fmt = property(lambda self: self._fmt, doc="ElementFormat of the codes")
+    rows = property(lambda self: self._rows)
+    cols = property(lambda self: self._cols)
+    lanes = property(lambda self: self._lanes)
+    stages = property(lambda self: self._stages, doc="max-exponent tree pipeline registers")
+    tile_size = property(lambda self: self._rows * self._cols)
+    beats_per_tile = property(lambda self: self._rows * self._cols // self._lanes)
+    latency = property(lambda self: self._stages + 3,
+                       doc="cycles from a tile's last accepted input beat to its first output beat")
+
+    @property
+    def params(self) -> dict:
+        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
+                "lanes": self._lanes, "stages": self._stages}
+
+    @property
+    def module_name(self) -> str:
+        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}"
+
+    def elaborate(self, platform):
+        m = Module()
+        f = self._fmt
+        lanes, beats = self._lanes, self.beats_per_tile
+
+        mem = Memory(shape=float32_beat_layout(lanes), depth=2 * beats, init=[])
+        m.submodules.mem = mem
+        wp = mem.write_port()
+        rp = mem.read_port(transparent_for=())
+
+        mx = BlockMaxExponent(self.tile_size, lanes, self._stages)
+        m.submodules.maxexp = mx
+
+        # ---- write side ------------------------------------------------------------------
+        w_idx = Signal(range(beats), name="w_idx")
+        w_bank = Signal(name="w_bank")
+        pending = [Signal(name=f"pending{b}") for b in range(2)]   # holds an unread tile
+        r_idx = Signal(range(max(beats, 2)), name="r_idx")
+        r_bank = Signal(name="r_bank")
+
+        pending_w = Mux(w_bank, pending[1], pending[0])
+        can_write = ~pending_w | ((r_bank == w_bank) & (r_idx > w_idx))
+        accept = Signal()
+        m.d.comb += [
+            self.i.ready.eq(can_write),
+            accept.eq(self.i.valid & can_write),
+            wp.addr.eq(Mux(w_bank, beats, 0) + w_idx),
+            wp.data.eq(self.i.payload),
+            wp.en.eq(accept),
+            mx.i.valid.eq(accept),
+            mx.i.payload.eq(self.i.payload),
+            mx.o.ready.eq(1),
+        ]
+        with m.If(accept):
+            with m.If(w_idx == beats - 1):
+                m.d.sync += [w_idx.eq(0), w_bank.eq(~w_bank)]
+                for b in range(2):
+                    with m.If(w_bank == b):
+                        m.d.sync += pending[b].eq(1)
+            with m.Else():
+                m.d.sync += w_idx.eq(w_idx + 1)
+
+        # ---- scales: one max-exponent result per tile, in bank order -------------------------
+        s_bank = Signal(name="s_bank")
+        full = [Signal(name=f"full{b}") for b in range(2)]          # scale known, not read out
+        scale = [Signal(8, name=f"scale{b}") for b in range(2)]
+        res = mx.o.payload
+        new_scale = Signal(8)
+        m.d.comb += new_scale.eq(Mux(res.any_nan_inf, _NAN_SCALE,
+                                     Mux(res.max_exp > f.emax_elem, res.max_exp - f.emax_elem, 0)))
+        with m.If(mx.o.valid):
+            m.d.sync += s_bank.eq(~s_bank)
+            for b in range(2):
+                with m.If(s_bank == b):
+                    m.d.sync += [full[b].eq(1), scale[b].eq(new_scale)]
+
+        # ---- read side: issue | memory data (s1) | encoders and output register ------------
+        full_r = Mux(r_bank, full[1], full[0])
+        bypass = mx.o.valid & (s_bank == r_bank)     # the scale arrives this cycle
+        ready_r = Signal()
+        scale_r = Signal(8)
+        m.d.comb += [
+            ready_r.eq(full_r | bypass),
+            scale_r.eq(Mux(full_r, Mux(r_bank, scale[1], scale[0]), new_scale)),
+        ]
+
+        en = Signal()          # the read pipeline advances
+        issue = Signal()
+        m.d.comb += [
+            en.eq(~self.o.valid | self.o.ready),
+            issue.eq(en & ready_r),
+            rp.addr.eq(Mux(r_bank, beats, 0) + r_idx),
+            rp.en.eq(en),
+        ]
+
+        s1_valid = Signal()
+        s1_scale = Signal(8)
+        s1_first = Signal()
+        s1_last = Signal()
+        with m.If(en):
+            m.d.sync += s1_valid.eq(issue)
+        with m.If(issue):
+            r_last = r_idx == beats - 1
+            m.d.sync += [s1_scale.eq(scale_r), s1_first.eq(r_idx == 0), s1_last.eq(r_last)]
+            with m.If(r_last):
+                m.d.sync += [r_idx.eq(0), r_bank.eq(~r_bank)]
+                for b in range(2):    # after the set above: a bypassed tile of one beat ends here
+                    with m.If(r_bank == b):
+                        m.d.sync += [full[b].eq(0), pending[b].eq(0)]
+            with m.Else():
+                m.d.sync += r_idx.eq(r_idx + 1)
+
+        s1_nan = s1_scale == _NAN_SCALE
+        codes = []
+        for k in range(lanes):
+            enc = ElementEncoder(f)
+            m.submodules[f"enc{k}"] = enc
+            m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(s1_scale - _SCALE_BIAS)]
+            codes.append(Mux(s1_nan, 0, enc.code.as_value()))
+
+        out = self.o.payload
+        with m.If(en):
+            m.d.sync += [
+                self.o.valid.eq(s1_valid),
+                out.codes.as_value().eq(Cat(*codes)),
+                out.scale.eq(s1_scale),
+                out.first.eq(s1_first),
+                out.last.eq(s1_last),
+            ]
+        return m

@@ -1,0 +1,249 @@
+# amaranth: UnusedElaboratable=no
+"""Tile re-quantizer and element encoder: parameters, the encoder on every rounding
+boundary (Amaranth simulator), the re-quantizer against its cycle model (Amaranth
+simulator), Verilog generation, and the cocotb regression on Verilator and Icarus."""
+
+import re
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.sim import Simulator
+
+from mxsf.golden import ELEMENT_FORMATS, get_format
+from mxsf.golden.quantize import encode_exact
+from mxsf.golden.requant_model import StreamCycle, requant_cycle_model
+from mxsf.hw import requant as requant_mod
+from mxsf.hw.requant import ElementEncoder, TileRequantizer, requant_out_layout
+from mxsf.sim.build import build_verilog
+from mxsf.sim.packing import LayoutCodec
+from mxsf.sim.pytest_support import require_simulator
+from mxsf.sim.run import run_checked
+from mxsf.sim.tests.maxexp_tests import pack_beats, unpack_beat
+from mxsf.sim.tests.requant_tests import midpoint_values, random_tile_bits, special_tile_bits
+
+from test_maxexp import compare_rows, run_amaranth_stream
+
+REQUANT_TESTS = "mxsf.sim.tests.requant_tests"
+
+
+def test_all():
+    for name in requant_mod.__all__:
+        assert hasattr(requant_mod, name), name
+
+
+# ------------------------------------------------------------------------------------
+# Parameters
+
+
+def test_parameter_errors():
+    with pytest.raises(ValueError, match=r"^fmt must be one of .*; not 'fp9'$"):
+        TileRequantizer("fp9", 4, 8, 8)
+    with pytest.raises(ValueError, match=r"^fmt must be an MX element format .*; not 'bf16'$"):
+        TileRequantizer("bf16", 4, 8, 8)
+    with pytest.raises(ValueError, match=r"^rows must be an integer in \[1, 1024\], not 0$"):
+        TileRequantizer("mxsf", 0, 8, 8)
+    with pytest.raises(TypeError, match=r"^cols must be an integer, not '8'$"):
+        TileRequantizer("mxsf", 4, "8", 8)
+    with pytest.raises(ValueError, match=r"^rows \* cols must be at most 65536, not 512 \* 256 = 131072$"):
+        TileRequantizer("mxsf", 512, 256, 8)
+    with pytest.raises(ValueError, match=r"^lanes must divide rows\*cols=32 \(one of \[1, 2, 4, 8, 16, 32\]\), not 3$"):
+        TileRequantizer("mxsf", 4, 8, 3)
+    with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 32\], not 64$"):
+        TileRequantizer("mxsf", 4, 8, 64)
+    with pytest.raises(ValueError, match=r"^stages must be an integer in \[0, 0\], not 1$"):
+        TileRequantizer("mxsf", 1, 32, 32, stages=1)      # one beat a tile: no tree register
+    with pytest.raises(ValueError, match=r"^stages must be an integer in \[0, 3\], not 4$"):
+        TileRequantizer("mxsf", 32, 32, 8, stages=4)
+    with pytest.raises(ValueError, match=r"^fmt must be one of .*; not 'e4m3'$"):
+        ElementEncoder("e4m3")
+
+
+def test_properties_and_latency():
+    rq = TileRequantizer("mxfp8_e4m3", 32, 32, 8)
+    assert rq.fmt.name == "fp8_e4m3" and rq.beats_per_tile == 128 and rq.stages == 1
+    assert rq.latency == rq.stages + 3
+    assert TileRequantizer("mxsf", 1, 32, 32).stages == 0            # capped at beats - 1
+    assert TileRequantizer("mxsf", 32, 32).lanes == 32
+    assert TileRequantizer("int8", 2, 2, 2, stages=1).latency == 4
+    assert rq.params == {"fmt": "fp8_e4m3", "rows": 32, "cols": 32, "lanes": 8, "stages": 1}
+
+
+# ------------------------------------------------------------------------------------
+# Element encoder on the Amaranth simulator
+
+
+def _encode_hw(fmt, bits, exps):
+    dut = ElementEncoder(fmt)
+    got = []
+
+    async def bench(ctx):
+        for b, e in zip(bits, exps):
+            ctx.set(dut.value.as_value(), int(b))
+            ctx.set(dut.exp, int(e))
+            got.append(ctx.get(dut.code.as_value()))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array(got)
+
+
+def _check_encoder(fmt, x32, exps):
+    bits = np.ascontiguousarray(x32, dtype=np.float32).view(np.uint32)
+    want = encode_exact(x32, exps, fmt).astype(np.int64)
+    got = _encode_hw(fmt, bits, exps)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, (f"{bad.size} of {bits.size} wrong, first: x=0x{bits[bad[0]]:08x} "
+                           f"E={exps[bad[0]]} expected {want[bad[0]]:#x} got {got[bad[0]]:#x}")
+
+
+@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+def test_encoder_midpoints(fmt):
+    """Every value and every midpoint of the format (ties, saturation) with its float32
+    neighbours, at a low (subnormal float32 inputs), a neutral and a high scale."""
+    base = midpoint_values(fmt)
+    xs, es = [], []
+    for E in (-127, 0, 127 - get_format(fmt).emax_elem):
+        x = np.ldexp(base, E).astype(np.float32)
+        with np.errstate(over="ignore"):
+            x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))])
+        x = x[np.isfinite(x)]
+        xs.append(x)
+        es.append(np.full(x.size, E))
+    _check_encoder(fmt, np.concatenate(xs), np.concatenate(es))
+
+
+@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+def test_encoder_random(fmt):
+    """Random float32 values (subnormals and ±0 included) at random E in [-128, 127]."""
+    rng = np.random.default_rng(sum(map(ord, fmt)))
+    n = 500
+    E = rng.integers(-128, 128, n)
+    field = np.clip(E + 127 + rng.integers(-30, 6, n), 0, 254).astype(np.uint32)
+    field[: n // 10] = 0                                             # float32 subnormals and zeros
+    mant = rng.integers(0, 1 << 23, n, dtype=np.uint32)
+    mant[: n // 40] = 0
+    sign = rng.integers(0, 2, n, dtype=np.uint32) << np.uint32(31)
+    bits = sign | field << np.uint32(23) | mant
+    _check_encoder(fmt, bits.view(np.float32), E)
+
+
+# ------------------------------------------------------------------------------------
+# Re-quantizer on the Amaranth simulator, against the cycle model
+
+
+@pytest.mark.parametrize("fmt,rows,cols,lanes,stages", [("mxsf", 2, 4, 2, 1), ("int8", 1, 4, 4, 0),
+                                                        ("fp4_e2m1", 3, 2, 3, 1)])
+def test_requant_amaranth_against_model(fmt, rows, cols, lanes, stages):
+    rng = np.random.default_rng(rows * cols * lanes)
+    dut = TileRequantizer(fmt, rows, cols, lanes, stages=stages)
+    n = rows * cols
+    tiles = special_tile_bits(rng, fmt, n)[::2] + random_tile_bits(rng, n, 12)
+    beats = pack_beats(tiles, lanes)
+    inputs, outputs = run_amaranth_stream(dut, beats, rng=rng, idle_prob=0.3, stall_prob=0.5,
+                                          drain=dut.latency + 2 * dut.beats_per_tile + 4)
+    trace = [StreamCycle(unpack_beat(p, lanes) if v else None, bool(r)) for v, p, r in inputs]
+    rows_out = requant_cycle_model(trace, fmt=fmt, rows=rows, cols=cols, lanes=lanes, latency=dut.latency)
+    codec = LayoutCodec(requant_out_layout(fmt, lanes))
+
+    def pack(b):
+        return codec.pack({"codes": list(b.codes), "scale": b.scale, "first": int(b.first), "last": int(b.last)})
+
+    assert sum(r.o_valid and ready for r, (_, _, ready) in zip(rows_out, inputs)) == len(beats)
+    bad = compare_rows(rows_out, outputs, pack)
+    assert bad is None, f"first mismatch at cycle {bad[0]}: {bad[1]}"
+
+
+# ------------------------------------------------------------------------------------
+# Verilog
+
+
+@pytest.mark.parametrize("fmt,rows,cols,lanes", [("mxsf", 32, 32, 8), ("int8", 1, 32, 16),
+                                                 ("fp6_e3m2", 3, 5, 5), ("fp8_e5m2", 16, 16, 4)])
+def test_verilog_convert(fmt, rows, cols, lanes, build_root):
+    design = build_verilog(TileRequantizer, {"fmt": fmt, "rows": rows, "cols": cols, "lanes": lanes},
+                           name="requant", root=build_root)
+    ports = {p.name: p.width for p in design.ports}
+    assert ports["i__payload"] == 32 * lanes
+    assert ports["o__payload"] == get_format(fmt).bits * lanes + 10
+    assert design.latency == TileRequantizer(fmt, rows, cols, lanes).latency
+
+
+def test_parameters_change_the_design():
+    def summary(**p):
+        text = verilog.convert(TileRequantizer(**p), name="rq")
+        mems = re.findall(r"reg \[(\d+):0\] (\w+) \[(\d+):0\];", text)
+        depth = [(int(w) + 1, int(d) + 1) for w, name, d in mems]
+        encoders = len(set(re.findall(r"^module \\rq\.enc(\d+) ", text, re.M)))
+        return depth, encoders
+    # memory: two tiles of beats (lanes float32 values a word); one encoder per lane
+    assert summary(fmt="mxsf", rows=4, cols=8, lanes=4) == ([(128, 16)], 4)
+    assert summary(fmt="mxsf", rows=4, cols=8, lanes=2) == ([(64, 32)], 2)
+    assert summary(fmt="mxsf", rows=8, cols=8, lanes=2) == ([(64, 64)], 2)
+    assert summary(fmt="fp4_e2m1", rows=3, cols=5, lanes=3) == ([(96, 10)], 3)
+
+
+# ------------------------------------------------------------------------------------
+# cocotb regression
+
+
+def _design(build_root, fmt, rows, cols, lanes):
+    return build_verilog(TileRequantizer, {"fmt": fmt, "rows": rows, "cols": cols, "lanes": lanes},
+                         name=f"requant_{get_format(fmt).name}", root=build_root)
+
+
+#: Default-suite designs: every format once, each with a different tile shape, so the
+#: builds also cover a non-power-of-two tile (3 x 5), a 1D block of one beat (1 x 4),
+#: a 32 x 32 tile and lanes from 2 to 5 (8 and 32 lanes: the slow suite and the benchmark).
+DEFAULT_DESIGNS = [
+    ("fp8_e4m3", 3, 5, 5),
+    ("fp8_e5m2", 4, 8, 4),
+    ("fp6_e3m2", 2, 8, 4),
+    ("fp6_e2m3", 4, 8, 4),
+    ("fp4_e2m1", 4, 4, 2),
+    ("int8", 1, 4, 4),
+    ("fp8_e2m5", 4, 8, 4),
+    ("mxsf", 4, 8, 4),
+    ("mxsf", 32, 32, 4),
+]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,rows,cols,lanes", DEFAULT_DESIGNS)
+def test_requant_verilator(build_root, fmt, rows, cols, lanes):
+    """Random tiles, special tiles, every midpoint at several scales, heavy back-pressure,
+    and the sustained rate, every cycle against the cycle model."""
+    require_simulator("verilator")
+    big = rows * cols > 64
+    run_checked(_design(build_root, fmt, rows, cols, lanes), REQUANT_TESTS, sim="verilator", seed=31,
+                testcase=["random_tiles", "special_tiles", "midpoints", "backpressure", "back_to_back"],
+                config={"count": 12 if big else 100})
+
+
+@pytest.mark.sim
+def test_requant_icarus(build_root):
+    require_simulator("icarus")
+    run_checked(_design(build_root, "mxsf", 4, 8, 4), REQUANT_TESTS, sim="icarus", seed=33,
+                testcase=["random_tiles", "special_tiles", "backpressure"], config={"count": 12})
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+@pytest.mark.parametrize("lanes", [8, 32])
+def test_requant_32x32_verilator(build_root, fmt, lanes):
+    require_simulator("verilator")
+    run_checked(_design(build_root, fmt, 32, 32, lanes), REQUANT_TESTS, sim="verilator", seed=34,
+                config={"count": 60, "scales": [-150, -127, -126, -100, -30, 0, 1, 30, 100, 127 - get_format(fmt).emax_elem]},
+                timeout_s=3600)
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+def test_requant_icarus_all_formats(build_root, fmt):
+    require_simulator("icarus")
+    run_checked(_design(build_root, fmt, 4, 8, 4), REQUANT_TESTS, sim="icarus", seed=35,
+                testcase=["random_tiles", "special_tiles", "midpoints", "backpressure", "back_to_back"],
+                config={"count": 30}, timeout_s=3600)
