@@ -1,0 +1,308 @@
+"""Output-stationary systolic array of MX (or BF16) processing elements."""
+
+from amaranth import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from mxsf.golden.formats import ElementFormat, get_format
+
+from .bf16_pe import BF16ProcessingElement, BFloat16
+from .formats import check_int
+from .pe import MXProcessingElement
+
+__all__ = ["SystolicArray", "array_beat_layout", "array_row_layout", "check_array_params"]
+
+MAX_DIM = 64
+"""Largest ``rows``/``cols`` accepted."""
+
+
+def _elem_shape(f: ElementFormat):
+    return BFloat16 if f.name == "bf16" else unsigned(f.bits)
+
+
+def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayout:
+    """One input beat of the array: ``lanes`` K-elements of every row of A and column of B.
+
+    ``a[i][l]`` is element ``l`` of row ``i`` of A, ``b[j][l]`` element ``l`` of column
+    ``j`` of B; ``scale_a[i]``/``scale_b[j]`` their E8M0 block scales (MX formats only,
+    taken on a block's first beat); ``first``/``last`` frame the tile's dot products
+    exactly as for one PE.
+    """
+    f = get_format(fmt)
+    e = _elem_shape(f)
+    fields = {"a": data.ArrayLayout(data.ArrayLayout(e, lanes), rows),
+              "b": data.ArrayLayout(data.ArrayLayout(e, lanes), cols)}
+    if f.name != "bf16":
+        fields["scale_a"] = data.ArrayLayout(8, rows)
+        fields["scale_b"] = data.ArrayLayout(8, cols)
+    fields["first"] = 1
+    fields["last"] = 1
+    return data.StructLayout(fields)
+
+
+def array_row_layout(rows: int, cols: int) -> data.StructLayout:
+    """One output beat: row ``row`` of a result tile (``cols`` float32), with tile framing."""
+    return data.StructLayout({
+        "c": data.ArrayLayout(32, cols),
+        "row": range(max(rows, 2)),
+        "first": 1,   # row == 0
+        "last": 1,    # row == rows - 1
+    })
+
+
+def check_array_params(fmt, rows, cols, block_size, lanes):
+    """Shared constructor checks of the array and the GEMM; returns ``(format, lanes)``."""
+    f = get_format(fmt, param="fmt")
+    check_int(rows, "rows", 1, MAX_DIM)
+    check_int(cols, "cols", 1, MAX_DIM)
+    check_int(block_size, "block_size", 1, 1024)
+    if lanes is None:
+        lanes = block_size
+    if f.name == "bf16":
+        check_int(lanes, "lanes", 1, 64)
+    else:
+        check_int(lanes, "lanes", 1, block_size)
+        if block_size % lanes:
+            divisors = [d for d in range(1, block_size + 1) if block_size % d == 0]
+            raise ValueError(f"lanes must divide block_size={block_size} (one of {divisors}), not {lanes!r}")
+    return f, lanes
+
+
+class SystolicArray(wiring.Component):
+    """Output-stationary ``rows x cols`` grid of processing elements.
+
+    PE ``(i, j)`` computes ``C[i][j]`` of a tile ``C = A @ B`` (A: ``rows x K``,
+    B: ``K x cols``) over the K-blocks in order, exactly as SPEC.md section 5 (MX
+    formats: :class:`~mxsf.hw.pe.MXProcessingElement`; ``fmt="bf16"``: the BF16
+    baseline :class:`~mxsf.hw.bf16_pe.BF16ProcessingElement`, ``block_size`` then only
+    sets the default ``lanes``).
+
+    Dataflow: every input beat is registered once; row ``i`` of A (codes, scale,
+    valid and framing) is then delayed ``i`` more cycles and enters PE ``(i, 0)``,
+    column ``j`` of B (codes and scale) is delayed ``j`` more cycles and enters PE
+    ``(0, j)``. Each PE forwards its A side right and its B side down through one
+    register, so PE ``(i, j)`` sees the beat ``1 + i + j`` cycles after it was
+    accepted, with matching A and B. Results stay in the PEs' accumulators
+    (output stationary) until the tile's ``last`` beat.
+
+    Drain: PE ``(i, j)``'s result is valid for one cycle, ``1 + i + j + pe_latency``
+    cycles after the ``last`` beat. In each column the PEs' results are merged into
+    one register (only one row's result is valid in a cycle), then column ``j`` is
+    delayed ``cols - 1 - j`` cycles so that a whole row leaves in one beat: row ``i``
+    of the tile leaves ``latency + i`` cycles after the ``last`` beat, rows in order on
+    consecutive cycles. The drain uses no PE cycle, so the next tile's K loop runs
+    meanwhile; only the output bandwidth (one row a cycle) limits: the ``last`` beats
+    of two tiles must be at least ``rows`` cycles apart (``last_spacing``), which the
+    array enforces by holding ``i.ready`` low for a ``last`` beat that comes earlier.
+
+    Parameters
+    ----------
+    fmt : str
+        MX element format (or OCP alias), or ``"bf16"``.
+    rows, cols : int
+        Array size, each in [1, 64].
+    block_size : int
+        Elements per K-block sharing one scale, in [1, 1024] (MX formats).
+    lanes : int
+        K-elements per beat per row/column (default ``block_size``); a divisor of
+        ``block_size`` for MX formats, in [1, 64] for bf16.
+
+    Members
+    -------
+    i : In(stream.Signature(array_beat_layout(fmt, rows, cols, lanes)))
+        Input beats (see :func:`array_beat_layout`). ``ready`` is high except for a
+        beat with ``last`` set while fewer than ``last_spacing`` cycles have passed
+        since the previous accepted ``last`` (it depends on ``payload.last``, never on
+        ``valid``). ``valid`` may drop between any beats.
+    o : Out(stream.Signature(array_row_layout(rows, cols), always_ready=True))
+        Result rows: ``c[j]`` float32 bits of ``C[row][j]``; ``first``/``last`` mark
+        rows 0 and ``rows - 1``. A tile gives ``rows`` beats on consecutive cycles.
+        No back-pressure: the consumer must take every beat.
+
+    Raises
+    ------
+    TypeError
+        A parameter of the wrong type.
+    ValueError
+        Unknown format, ``rows``/``cols``/``block_size``/``lanes`` out of range,
+        ``lanes`` not dividing ``block_size``.
+
+    Latency
+    -------
+    ``latency == 1 + pe_latency + cols`` cycles from the accepted ``last`` beat of a
+    tile to its row 0 (input register, skew ``i + j`` and PE pipeline cancel against
+    the deskew to ``1 + pe_latency + i + cols`` for row ``i``); row ``i`` leaves at
+    ``latency + i``, the whole tile is out ``latency + rows - 1`` cycles after its
+    ``last`` beat (``drain_cycles == rows`` output beats). ``pe_latency`` is 3 (MX) or
+    2 (bf16). Throughput: one beat a cycle, i.e. ``rows * cols * lanes`` MACs a cycle,
+    as long as a tile has at least ``rows`` beats (K >= ``rows * lanes``).
+    """
+
+    def __init__(self, fmt, rows: int, cols: int, block_size: int = 32, lanes=None):
+        f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
+        self._fmt, self._rows, self._cols = f, rows, cols
+        self._block_size, self._lanes = block_size, lanes
+        self._bf16 = f.name == "bf16"
+        super().__init__({
+            "i": In(stream.Signature(array_beat_layout(f, rows, cols, lanes))),
+            "o": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),
+        })
+
+    fmt = property(lambda self: self._fmt, doc="ElementFormat of A and B (bf16 for the baseline)")
+    rows = property(lambda self: self._rows)
+    cols = property(lambda self: self._cols)
+    block_size = property(lambda self: self._block_size)
+    lanes = property(lambda self: self._lanes)
+
+    @property
+    def pe_latency(self) -> int:
+        return BF16ProcessingElement.LATENCY if self._bf16 else MXProcessingElement.LATENCY
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a tile's ``last`` beat to its first result row."""
+        return 1 + self.pe_latency + self._cols
+
+    @property
+    def drain_cycles(self) -> int:
+        """Output beats (cycles) per result tile."""
+        return self._rows
+
+    @property
+    def last_spacing(self) -> int:
+        """Least number of cycles between two accepted ``last`` beats."""
+        return self._rows
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self._rows * self._cols * self._lanes
+
+    @property
+    def params(self) -> dict:
+        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
+                "block_size": self._block_size, "lanes": self._lanes}
+
+    @property
+    def module_name(self) -> str:
+        if self._bf16:
+            return f"systolic_bf16_{self._rows}x{self._cols}_l{self._lanes}"
+        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}"
+
+    def _make_pe(self):
+        if self._bf16:
+            return BF16ProcessingElement(lanes=self._lanes)
+        return MXProcessingElement(self._fmt, block_size=self._block_size, lanes=self._lanes)
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols, lanes = self._rows, self._cols, self._lanes
+        mx = not self._bf16
+        elem = _elem_shape(self._fmt)
+        beat = self.i.payload
+
+        # ---- A side (goes right) and B side (goes down) of one PE ----------------------
+        a_fields = {"valid": 1, "first": 1, "last": 1, "a": data.ArrayLayout(elem, lanes)}
+        b_fields = {"b": data.ArrayLayout(elem, lanes)}
+        if mx:
+            a_fields["scale_a"] = 8
+            b_fields["scale_b"] = 8
+        a_side = data.StructLayout(a_fields)
+        b_side = data.StructLayout(b_fields)
+
+        # ---- input acceptance: space the last beats by rows cycles -----------------------
+        accept = Signal()
+        if rows > 1:
+            cool = Signal(range(rows))       # cycles left before a last beat may be taken
+            m.d.comb += self.i.ready.eq(~(beat.last & (cool != 0)))
+            with m.If(accept & beat.last):
+                m.d.sync += cool.eq(rows - 1)
+            with m.Elif(cool != 0):
+                m.d.sync += cool.eq(cool - 1)
+        else:
+            m.d.comb += self.i.ready.eq(1)
+        m.d.comb += accept.eq(self.i.valid & self.i.ready)
+
+        # ---- input register and skew: row i delayed 1 + i, column j 1 + j ------------------
+        a_edge = []
+        for i in range(rows):
+            stage = Signal(a_side, name=f"a_in{i}")
+            m.d.comb += [stage.valid.eq(accept), stage.first.eq(beat.first), stage.last.eq(beat.last),
+                         stage.a.eq(beat.a[i])]
+            if mx:
+                m.d.comb += stage.scale_a.eq(beat.scale_a[i])
+            for d in range(i + 1):
+                nxt = Signal(a_side, name=f"a_skew{i}_{d}")
+                m.d.sync += nxt.eq(stage)
+                stage = nxt
+            a_edge.append(stage)
+        b_edge = []
+        for j in range(cols):
+            stage = Signal(b_side, name=f"b_in{j}")
+            m.d.comb += stage.b.eq(beat.b[j])
+            if mx:
+                m.d.comb += stage.scale_b.eq(beat.scale_b[j])
+            for d in range(j + 1):
+                nxt = Signal(b_side, name=f"b_skew{j}_{d}")
+                m.d.sync += nxt.eq(stage)
+                stage = nxt
+            b_edge.append(stage)
+
+        # ---- the grid ---------------------------------------------------------------------
+        pes = [[None] * cols for _ in range(rows)]
+        a_at = [[None] * cols for _ in range(rows)]     # A side entering PE (i, j)
+        b_at = [[None] * cols for _ in range(rows)]     # B side entering PE (i, j)
+        for i in range(rows):
+            for j in range(cols):
+                if j == 0:
+                    a_at[i][j] = a_edge[i]
+                else:
+                    a_at[i][j] = Signal(a_side, name=f"a_fwd{i}_{j}")
+                    m.d.sync += a_at[i][j].eq(a_at[i][j - 1])
+                if i == 0:
+                    b_at[i][j] = b_edge[j]
+                else:
+                    b_at[i][j] = Signal(b_side, name=f"b_fwd{i}_{j}")
+                    m.d.sync += b_at[i][j].eq(b_at[i - 1][j])
+                pe = self._make_pe()
+                m.submodules[f"pe{i}_{j}"] = pe
+                pes[i][j] = pe
+                av, bv = a_at[i][j], b_at[i][j]
+                m.d.comb += [
+                    pe.i.valid.eq(av.valid),
+                    pe.i.payload.first.eq(av.first),
+                    pe.i.payload.last.eq(av.last),
+                    pe.i.payload.a.eq(av.a),
+                    pe.i.payload.b.eq(bv.b),
+                ]
+                if mx:
+                    m.d.comb += [pe.i.payload.scale_a.eq(av.scale_a), pe.i.payload.scale_b.eq(bv.scale_b)]
+
+        # ---- drain: merge each column's results, deskew columns into rows ------------------
+        out_c = []
+        for j in range(cols):
+            merged = 0
+            for i in range(rows):
+                merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload, 0)
+            stage = Signal(32, name=f"col{j}_d0")
+            m.d.sync += stage.eq(merged)
+            for d in range(cols - 1 - j):
+                nxt = Signal(32, name=f"col{j}_d{d + 1}")
+                m.d.sync += nxt.eq(stage)
+                stage = nxt
+            out_c.append(stage)
+        last_col = [pes[i][cols - 1].o.valid for i in range(rows)]
+        row_idx = 0
+        for i in range(1, rows):
+            row_idx = row_idx | Mux(last_col[i], i, 0)
+        any_valid = 0
+        for v in last_col:
+            any_valid = any_valid | v
+        m.d.sync += [
+            self.o.valid.eq(any_valid),
+            self.o.payload.row.eq(row_idx),
+            self.o.payload.first.eq(last_col[0]),
+            self.o.payload.last.eq(last_col[rows - 1]),
+        ]
+        for j in range(cols):
+            m.d.comb += self.o.payload.c[j].eq(out_c[j])
+        return m
