@@ -3,12 +3,11 @@
 (every cycle against the golden cycle model), and the cocotb regression on Verilator and
 Icarus.
 
-Build cost decides the split (Verilator builds of arrays are slow with the harness's
-``--public-flat-rw``: about 1 CPU-minute for a 2x2 array, 6 for 4x4): the default suite
-runs mxsf and bf16 on Amaranth's simulator, Verilator on 2x2 mxsf, Icarus on 2x2 of
-every other format (bf16 included) and 4x4 mxsf and bf16; ``-m slow`` adds the other
-formats on Amaranth's simulator, Verilator for every format at 2x2 and 4x4, and 8x8
-arrays on Verilator.
+The default suite runs mxsf and bf16 on Amaranth's simulator, and on Verilator every
+format (bf16 included) as a 2x2 array (blocks of 4 in one beat) and a 4x4 array (blocks
+of 4 in two beats), Icarus on 2x2 mxsf and bf16 (about 15-30 CPU-seconds per Verilator
+build). ``-m slow`` adds the other formats on Amaranth's simulator and on Icarus, 4x4
+arrays with one beat per block, and 8x8 arrays on Verilator.
 """
 
 import numpy as np
@@ -200,36 +199,48 @@ def _design(build_root, fmt, n, block_size=4, lanes=4, cls=SystolicArray, name=N
                          name=name or f"systolic_{get_format(fmt).name}_{n}x{n}", root=build_root)
 
 
-def _run(build_root, sim, fmt, n, count=24, **kw):
+def _run(build_root, sim, fmt, n, count=24, lanes=None, **kw):
     require_simulator(sim)
-    lanes = 2 if fmt == "bf16" else 4        # bf16: 2 chained float32 adders per PE
-    design = _design(build_root, fmt, n, lanes=lanes)
-    run_checked(design, SYSTOLIC_TESTS, sim=sim, seed=13, config={"count": count, **kw})
+    if lanes is None:
+        lanes = 2 if fmt == "bf16" else 4        # bf16: 2 chained float32 adders per PE
+    design = _design(build_root, fmt, n, lanes=lanes,
+                     name=f"systolic_{get_format(fmt).name}_{n}x{n}_l{lanes}")
+    run_checked(design, SYSTOLIC_TESTS, sim=sim, seed=13 + n, config={"count": count, **kw})
 
 
 @pytest.mark.sim
-def test_array_2x2_verilator(build_root):
-    _run(build_root, "verilator", "mxsf", 2)
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_array_2x2_verilator(build_root, fmt):
+    """2x2, blocks of 4 in one beat (bf16: 2 beats)."""
+    _run(build_root, "verilator", fmt, 2)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", [f for f in ALL_FORMATS if f != "mxsf"])
-def test_array_2x2_icarus(build_root, fmt):
-    _run(build_root, "icarus", fmt, 2, count=12)
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_array_4x4_verilator(build_root, fmt):
+    """4x4, blocks of 4 in 2 beats of 2 lanes."""
+    _run(build_root, "verilator", fmt, 4, count=12, lanes=2)
 
 
 @pytest.mark.sim
 @pytest.mark.parametrize("fmt", ["mxsf", "bf16"])
-def test_array_4x4_icarus(build_root, fmt):
-    _run(build_root, "icarus", fmt, 4, count=9)
+def test_array_2x2_icarus(build_root, fmt):
+    _run(build_root, "icarus", fmt, 2, count=12)
 
 
 @pytest.mark.slow
 @pytest.mark.sim
-@pytest.mark.parametrize("n", [2, 4])
+@pytest.mark.parametrize("fmt", [f for f in ALL_FORMATS if f not in ("mxsf", "bf16")])
+def test_array_2x2_icarus_other_formats(build_root, fmt):
+    _run(build_root, "icarus", fmt, 2, count=12)
+
+
+@pytest.mark.slow
+@pytest.mark.sim
 @pytest.mark.parametrize("fmt", ALL_FORMATS)
-def test_array_verilator_all_formats(build_root, fmt, n):
-    _run(build_root, "verilator", fmt, n, count=40)
+def test_array_4x4_verilator_full_lanes(build_root, fmt):
+    """4x4 with every block in one beat (bf16: 2 beats), more matrices."""
+    _run(build_root, "verilator", fmt, 4, count=40)
 
 
 @pytest.mark.slow
