@@ -3,7 +3,9 @@
 Prints, per design and simulator: the simulator build time (a fresh build, then the
 cached one), simulated cycles per second of wall time and MACs per second, running the
 PE regression's ``back_to_back`` test (one beat every cycle, every output compared with
-the golden cycle model). Usage: ``python benchmarks/sim_bench.py [--sims verilator,icarus]``.
+the golden cycle model), then the systolic arrays (4x4 and 8x8, MXSF and BF16, on
+Verilator: see ``array_bench.py``, which this runs).
+Usage: ``python benchmarks/sim_bench.py [--sims verilator,icarus] [--no-arrays]``.
 """
 
 import argparse
@@ -35,6 +37,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sims", default=",".join(available_simulators()))
     ap.add_argument("--root", default="build/bench-sim", help="fresh build root (deleted first)")
+    ap.add_argument("--no-arrays", action="store_true", help="skip the systolic-array part")
+    ap.add_argument("--array-cycles", type=int, default=4000, help="cycles per array run")
     args = ap.parse_args(argv)
     sims = [s for s in args.sims.split(",") if s]
     root = Path(args.root)
@@ -63,7 +67,13 @@ def main(argv=None):
             print(f"{name:24} {sim:9} {build_s:8.1f} {cached_s:8.3f} {cycles:8.0f} {rate:9.0f} "
                   f"{rate * macs:10.3g} {'yes':>8}", flush=True)
             del fresh
-    return 0
+    if args.no_arrays or "verilator" not in sims:
+        return 0
+    print()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import array_bench
+
+    return array_bench.main(["--cycles", str(args.array_cycles), "--root", str(root / "arrays")])
 
 
 if __name__ == "__main__":

@@ -69,9 +69,13 @@ class DesignSpec:
         """Build the component; bad parameters raise ValueError/TypeError from it.
 
         The object is often made only to check parameters or read properties (latency,
-        MACs), so Amaranth's "created but never used" warning is silenced for it."""
-        component = self.component_class(**params)
+        MACs), so Amaranth's "created but never used" warning is silenced for it, before
+        ``__init__`` runs: an object whose constructor rejects a parameter is never used
+        either."""
+        cls = self.component_class
+        component = cls.__new__(cls, **params)
         component._MustUse__silence = True
+        component.__init__(**params)
         return component
 
 
@@ -90,7 +94,7 @@ DESIGNS = {d.name: d for d in [
     DesignSpec("array", "systolic:SystolicArray", ("fmt", "rows", "cols", "block_size", "lanes"),
                "output-stationary systolic array of PEs",
                macs=lambda c: c.rows * c.cols * c.lanes, test_module="systolic_tests"),
-    DesignSpec("gemm", "gemm:MXGemm", ("fmt", "rows", "cols", "block_size", "lanes"),
+    DesignSpec("gemm", "gemm:MXGemm", ("fmt", "rows", "cols", "block_size", "lanes", "dim"),
                "MX GEMM: tile buffers, systolic array and output re-quantizer",
                macs=lambda c: c.rows * c.cols * c.lanes, test_module="gemm_tests"),
 ]}

@@ -1,7 +1,7 @@
 """``mxsf generate`` and ``mxsf test``: Verilog of a registry design, and its cocotb regression.
 
 ``mxsf generate DESIGN [--fmt F] [--block-size N] [--lanes L] [--rows R] [--cols C]
-[--tile R C] [--n N] [--stages S] -o DIR`` writes ``DIR/<top>.v`` and a JSON sidecar
+[--tile R C] [--n N] [--stages S] [--dim D] -o DIR`` writes ``DIR/<top>.v`` and a JSON sidecar
 ``DIR/<top>.json`` (parameters, ports with widths and payload field offsets, latency).
 
 ``mxsf test DESIGN [params] [--sim verilator|icarus|both] [--exhaustive] [--seed S]
@@ -30,7 +30,8 @@ PARAM_OPTIONS = {
     "rows": ("--rows", positive_int, "R", "array / tile rows"),
     "cols": ("--cols", positive_int, "C", "array / tile columns"),
     "n": ("--n", positive_int, "N", "inputs of the max-exponent finder"),
-    "stages": ("--stages", int, "S", "pipeline stages (max-exponent finder)"),
+    "stages": ("--stages", int, "S", "pipeline stages (max-exponent finder, re-quantizer)"),
+    "dim": ("--dim", positive_int, "D", "side of the stored square operands and of C (gemm)"),
 }
 
 

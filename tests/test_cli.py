@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mxsf.cli import main
-from mxsf.golden import dequantize, error_stats, get_format, quantize_tiles
+from mxsf.golden import ELEMENT_FORMATS, dequantize, error_stats, get_format, quantize_tiles
 from mxsf.golden.quantize import MXArray
 from mxsf.sim.pytest_support import require_simulator
 
@@ -91,6 +91,51 @@ def test_generate_bf16_pe(tmp_path):
     assert code == 0, err
     side = json.loads((tmp_path / "bf16_pe_l2.json").read_text())
     assert side["latency"] == 2 and side["macs_per_cycle"] == 2
+
+
+ARRAY_FORMATS = [*ELEMENT_FORMATS, "bf16"]
+
+
+@pytest.mark.parametrize("fmt", ARRAY_FORMATS)
+def test_generate_array_every_format(tmp_path, capsys, fmt):
+    assert main(["generate", "array", "--fmt", fmt, "--rows", "2", "--cols", "3", "--block-size", "2",
+                 "--lanes", "2", "-o", str(tmp_path)]) == 0
+    (side_path,) = tmp_path.glob("*.json")
+    side = json.loads(side_path.read_text())
+    assert (tmp_path / side["verilog"]).read_text().count(f"module {side['top']}(") == 1
+    assert side["params"]["rows"] == 2 and side["params"]["cols"] == 3
+    assert side["macs_per_cycle"] == 12
+    assert side["latency"] == 1 + (2 if fmt == "bf16" else 3) + 3
+    assert side_path.name in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", [f if f != "fp8_e5m2" else pytest.param(f, marks=pytest.mark.slow)
+                                 for f in ARRAY_FORMATS if f != "bf16"])
+def test_generate_gemm_every_format(tmp_path, fmt):
+    assert main(["generate", "gemm", "--fmt", fmt, "--tile", "2", "2", "--block-size", "2",
+                 "--lanes", "2", "--dim", "4", "-o", str(tmp_path)]) == 0
+    (side_path,) = tmp_path.glob("*.json")
+    side = json.loads(side_path.read_text())
+    assert side["params"] == {"fmt": get_format(fmt).name, "rows": 2, "cols": 2, "block_size": 2,
+                              "lanes": 2, "dim": 4}
+    assert (tmp_path / side["verilog"]).read_text().count(f"module {side['top']}(") == 1
+    assert {"a_codes__payload", "b_scale__payload", "start__payload", "o__payload", "acc__payload"} \
+        <= {p["name"] for p in side["ports"]}
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["generate", "gemm", "--fmt", "bf16", "--tile", "2", "2"], "fmt must be an MX element format"),
+    (["generate", "gemm", "--fmt", "mxsf", "--tile", "2", "2", "--block-size", "4", "--dim", "6"],
+     "dim must be a multiple of block_size=4, not 6"),
+    (["generate", "array", "--fmt", "mxsf", "--rows", "65", "--cols", "2"], "rows must be an integer in [1, 64]"),
+    (["generate", "array", "--fmt", "mxsf", "--rows", "2", "--cols", "2", "--dim", "8"],
+     "design array does not take --dim"),
+])
+def test_generate_array_gemm_bad_params(tmp_path, capsys, argv, needle):
+    assert main([*argv, "-o", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "g").exists()
 
 
 @pytest.mark.sim

@@ -131,11 +131,11 @@ def test_gemm_icarus(build_root, fmt):
     run_checked(_design(build_root, fmt), GEMM_TESTS, sim="icarus", seed=41)
 
 
-@pytest.mark.slow
 @pytest.mark.sim
-def test_gemm_verilator(build_root):
+@pytest.mark.parametrize("fmt", ["mxsf", "int8"])
+def test_gemm_verilator(build_root, fmt):
     require_simulator("verilator")
-    run_checked(_design(build_root, "mxsf"), GEMM_TESTS, sim="verilator", seed=42)
+    run_checked(_design(build_root, fmt), GEMM_TESTS, sim="verilator", seed=42)
 
 
 @pytest.mark.slow
