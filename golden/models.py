@@ -27,7 +27,7 @@ from .formats import get_format
 from .matmul import batched_dot, bf16_matmul, matmul
 from .quantize import MXArray
 
-__all__ = ["Beat", "pe_dot_products", "pe_cycle_model", "bf16_pe_cycle_model", "mx_dot", "bf16_dot"]
+__all__ = ["Beat", "split_frames", "pe_dot_products", "pe_cycle_model", "bf16_pe_cycle_model", "mx_dot", "bf16_dot"]
 
 
 @dataclass
@@ -77,16 +77,18 @@ def _f32_bits(x) -> int:
     return int(np.asarray(x, dtype=np.float32).view(np.uint32))
 
 
-def pe_dot_products(trace, *, block_size: int, lanes: int) -> list:
-    """Split a PE input trace into dot products by the framing rules above.
+def split_frames(trace, beats_per_block: int) -> list:
+    """Group the beats of an input trace by the framing rules above.
 
-    Returns a list of ``(cycle of the last beat, blocks)`` where ``blocks`` is a list
-    of ``(a_codes, b_codes, scale_a, scale_b)`` with up to ``block_size`` codes each.
+    ``trace``: one entry per cycle, an accepted beat (with ``first``, ``last``,
+    ``scale_a``, ``scale_b``) or None. Returns ``(cycle of the last beat, blocks)`` per
+    dot product (or tile), ``blocks`` a list of ``(beats, scale_a, scale_b)`` with up to
+    ``beats_per_block`` beats each, the scales those of the block's first beat. Shared
+    by the PE and array models.
     """
-    bpb = block_size // lanes
-    dots = []
+    frames = []
     blocks: list = []
-    cur = None          # block being filled: [a, b, sa, sb]
+    cur = None          # block being filled: (beats, scale_a, scale_b)
     beat_idx = 0
     for cyc, beat in enumerate(trace):
         if beat is None:
@@ -94,18 +96,28 @@ def pe_dot_products(trace, *, block_size: int, lanes: int) -> list:
         if beat.first:
             blocks, cur, beat_idx = [], None, 0
         if beat_idx == 0:
-            cur = [[], [], beat.scale_a, beat.scale_b]
-        cur[0].extend(beat.a)
-        cur[1].extend(beat.b)
-        end = beat.last or beat_idx == bpb - 1
+            cur = ([], beat.scale_a, beat.scale_b)
+        cur[0].append(beat)
+        end = beat.last or beat_idx == beats_per_block - 1
         beat_idx = 0 if end else beat_idx + 1
         if end:
-            blocks.append(tuple(cur))
+            blocks.append(cur)
             cur = None
         if beat.last:
-            dots.append((cyc, blocks))
+            frames.append((cyc, blocks))
             blocks = []
-    return dots
+    return frames
+
+
+def pe_dot_products(trace, *, block_size: int, lanes: int) -> list:
+    """Split a PE input trace into dot products by the framing rules above.
+
+    Returns a list of ``(cycle of the last beat, blocks)`` where ``blocks`` is a list
+    of ``(a_codes, b_codes, scale_a, scale_b)`` with up to ``block_size`` codes each.
+    """
+    return [(cyc, [([c for bt in beats for c in bt.a], [c for bt in beats for c in bt.b], sa, sb)
+                   for beats, sa, sb in blocks])
+            for cyc, blocks in split_frames(trace, block_size // lanes)]
 
 
 def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> list:

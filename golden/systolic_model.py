@@ -29,6 +29,7 @@ import numpy as np
 
 from .formats import get_format
 from .matmul import bf16_matmul, matmul
+from .models import split_frames
 from .quantize import MXArray
 
 __all__ = [
@@ -99,28 +100,11 @@ def array_dot_products(trace, *, block_size: int, lanes: int, bf16: bool = False
     of ``(a, b, scale_a, scale_b)``: ``a`` (rows x n) and ``b`` (cols x n) codes with
     ``n <= block_size`` (one entry per beat group; for bf16 one entry per beat).
     """
-    bpb = 1 if bf16 else block_size // lanes
     tiles = []
-    blocks: list = []
-    cur = None
-    beat_idx = 0
-    for cyc, beat in enumerate(trace):
-        if beat is None:
-            continue
-        if beat.first:
-            blocks, cur, beat_idx = [], None, 0
-        if beat_idx == 0:
-            cur = [[], [], beat.scale_a, beat.scale_b]
-        cur[0].append(np.asarray(beat.a, dtype=np.int64))
-        cur[1].append(np.asarray(beat.b, dtype=np.int64))
-        end = beat.last or beat_idx == bpb - 1
-        beat_idx = 0 if end else beat_idx + 1
-        if end:
-            blocks.append((np.concatenate(cur[0], axis=1), np.concatenate(cur[1], axis=1), cur[2], cur[3]))
-            cur = None
-        if beat.last:
-            tiles.append((cyc, blocks))
-            blocks = []
+    for cyc, blocks in split_frames(trace, 1 if bf16 else block_size // lanes):
+        tiles.append((cyc, [(np.concatenate([np.asarray(bt.a, dtype=np.int64) for bt in beats], axis=1),
+                             np.concatenate([np.asarray(bt.b, dtype=np.int64) for bt in beats], axis=1),
+                             sa, sb) for beats, sa, sb in blocks]))
     return tiles
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "CLIError", "table", "positive_int", "format_table"]
+__all__ = ["main", "CLIError", "table", "positive_int", "format_table", "load_npy"]
 
 
 class CLIError(Exception):
@@ -56,16 +56,21 @@ def _cmd_formats(args) -> int:
     return 0
 
 
-def _cmd_quantize(args) -> int:
-    from mxsf.golden import dequantize, error_stats, quantize, quantize_tiles
-
-    src = Path(args.input)
+def load_npy(path) -> np.ndarray:
+    """An array from a ``.npy`` file; CLIError (one line) if missing or unreadable."""
+    src = Path(path)
     if not src.is_file():
         raise CLIError(f"input file not found: {src}")
     try:
-        x = np.load(src, allow_pickle=False)
+        return np.load(src, allow_pickle=False)
     except Exception as e:  # a corrupt or non-.npy file
-        raise CLIError(f"cannot read {src} as a .npy array: {e}") from None
+        raise CLIError(f"cannot read {src} as a .npy array: {str(e).splitlines()[0] if str(e) else e!r}") from None
+
+
+def _cmd_quantize(args) -> int:
+    from mxsf.golden import dequantize, error_stats, quantize, quantize_tiles
+
+    x = load_npy(args.input)
     if args.tile is not None:
         q = quantize_tiles(x, args.fmt, tile=tuple(args.tile))
         geometry = f"tiles {args.tile[0]}x{args.tile[1]}"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mxsf.cli import CLIError, positive_int, table
+from mxsf.cli import CLIError, load_npy, positive_int, table
 
 __all__ = ["register", "cmd_accuracy", "cmd_train_demo", "sqnr_table", "train_table"]
 
@@ -79,12 +79,7 @@ def _fmt_db(v: float) -> str:
 
 def _load_input(path: str) -> np.ndarray:
     src = Path(path)
-    if not src.is_file():
-        raise CLIError(f"input file not found: {src}")
-    try:
-        x = np.load(src, allow_pickle=False)
-    except Exception as e:  # a corrupt or non-.npy file
-        raise CLIError(f"cannot read {src} as a .npy array: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    x = load_npy(src)
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise CLIError(f"input {src} must hold a floating-point array, not dtype {getattr(x, 'dtype', type(x))}")
     from mxsf.golden.accuracy import as_matrix

