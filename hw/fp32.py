@@ -61,11 +61,13 @@ def _signed_width(value):
     return (value if value >= 0 else ~value).bit_length() + 1
 
 
-def _leading_zeros(value):
+def _leading_zeros(m, value, name="lz"):
     """Number of leading zeros of ``value`` (``len(value)`` when it is zero), as a log-depth tree.
 
     The value is padded at the LSB end with a single one (then zeros) to a power of two, so the
     tree never sees an all-zero word and needs no validity flags beyond each half's "is zero".
+    Every node drives a signal in ``m``: its "is zero" flag is used three times, and a plain
+    expression would be repeated in the netlist at every use (exponential in the depth).
     """
     width = 1
     while width < len(value) + 1:
@@ -79,7 +81,10 @@ def _leading_zeros(value):
         half = len(bits) // 2
         hi_zero, hi_count = tree(bits[half:])
         lo_zero, lo_count = tree(bits[:half])
-        return hi_zero & lo_zero, Cat(Mux(hi_zero, lo_count, hi_count), hi_zero)
+        zero = Signal(name=f"{name}_zero")
+        count = Signal(len(hi_count) + 1, name=f"{name}_count")
+        m.d.comb += [zero.eq(hi_zero & lo_zero), count.eq(Cat(Mux(hi_zero, lo_count, hi_count), hi_zero))]
+        return zero, count
 
     return tree(padded)[1]
 
@@ -179,7 +184,7 @@ class Float32Adder(wiring.Component):
         # Normalization: shift left by the leading zeros, but never below exponent field 1.
         # Afterwards bit 27 is the hidden bit (or 0 for a subnormal result) and bits 3..0 hold
         # guard, round and sticky.
-        lzc = _leading_zeros(total)
+        lzc = _leading_zeros(m, total)
         norm_shift = Signal(range(self._SUM_WIDTH + 1))
         m.d.comb += norm_shift.eq(Mux(lzc > x_exp, x_exp, lzc))
         norm = Signal(self._SUM_WIDTH)
@@ -314,7 +319,7 @@ class IntToFloat32(wiring.Component):
         m.d.comb += magnitude.eq(abs(self.s))
         sign = self.s[-1]
 
-        lzc = _leading_zeros(magnitude)
+        lzc = _leading_zeros(m, magnitude)
         lead = int_width - 1 - lzc                     # position of the leading one
         exponent = Signal(range(e_min, e_max + 1))     # biased exponent before rounding
         m.d.comb += exponent.eq(lead + self.k + _EXP_BIAS)
