@@ -68,6 +68,16 @@ def check_array_params(fmt, rows, cols, block_size, lanes):
     return f, lanes
 
 
+def _delay(m, value, shape, cycles: int, name: str):
+    """``value`` through a chain of ``cycles`` registers of ``shape`` (``name_0``, ...);
+    returns the last register."""
+    for d in range(cycles):
+        stage = Signal(shape, name=f"{name}_{d}")
+        m.d.sync += stage.eq(value)
+        value = stage
+    return value
+
+
 class SystolicArray(wiring.Component):
     """Output-stationary ``rows x cols`` grid of processing elements.
 
@@ -230,22 +240,14 @@ class SystolicArray(wiring.Component):
                          stage.a.eq(beat.a[i])]
             if mx:
                 m.d.comb += stage.scale_a.eq(beat.scale_a[i])
-            for d in range(i + 1):
-                nxt = Signal(a_side, name=f"a_skew{i}_{d}")
-                m.d.sync += nxt.eq(stage)
-                stage = nxt
-            a_edge.append(stage)
+            a_edge.append(_delay(m, stage, a_side, i + 1, f"a_skew{i}"))
         b_edge = []
         for j in range(cols):
             stage = Signal(b_side, name=f"b_in{j}")
             m.d.comb += stage.b.eq(beat.b[j])
             if mx:
                 m.d.comb += stage.scale_b.eq(beat.scale_b[j])
-            for d in range(j + 1):
-                nxt = Signal(b_side, name=f"b_skew{j}_{d}")
-                m.d.sync += nxt.eq(stage)
-                stage = nxt
-            b_edge.append(stage)
+            b_edge.append(_delay(m, stage, b_side, j + 1, f"b_skew{j}"))
 
         # ---- the grid ---------------------------------------------------------------------
         pes = [[None] * cols for _ in range(rows)]
@@ -283,13 +285,7 @@ class SystolicArray(wiring.Component):
             merged = 0
             for i in range(rows):
                 merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload, 0)
-            stage = Signal(32, name=f"col{j}_d0")
-            m.d.sync += stage.eq(merged)
-            for d in range(cols - 1 - j):
-                nxt = Signal(32, name=f"col{j}_d{d + 1}")
-                m.d.sync += nxt.eq(stage)
-                stage = nxt
-            out_c.append(stage)
+            out_c.append(_delay(m, merged, 32, cols - j, f"col{j}_d"))
         last_col = [pes[i][cols - 1].o.valid for i in range(rows)]
         row_idx = 0
         for i in range(1, rows):
