@@ -347,8 +347,12 @@ def _script(top: str, delay_target_ps: int | None, *, keep: Sequence[str] = (),
         # A netlist OpenSTA and the gate-level simulators read: no undriven bits, no
         # concatenations on the left of an assign, no attributes or expressions.
         "setundef -zero",
+        "splitnets",
         f"splitnets -ports {top}" if keep else "splitnets -ports",
         "opt_clean -purge",
+        # The names write_verilog would invent, given in the design, so that mapped.json
+        # (connectivity for the activity annotation) and mapped.v agree.
+        "rename -enumerate",
         f"tee -q -o stat.json stat -json -liberty {_LIB_FILE}",
         f"stat -liberty {_LIB_FILE}",
         "write_json mapped.json",

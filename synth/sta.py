@@ -229,6 +229,8 @@ def run_sta(work_dir: str | os.PathLike[str], *, netlist: str, liberty: str | os
     """
     if isinstance(clock_ns, bool) or not isinstance(clock_ns, (int, float)) or not clock_ns > 0:
         raise ValueError(f"clock_ns must be a number > 0, not {clock_ns!r}")
+    if activity_file is not None and Path(activity_file).name == f"{tag}.tcl":
+        raise ValueError(f"activity_file must not be the script itself ({tag}.tcl)")
     work = Path(work_dir)
     liberty = Path(liberty)
     scale = _time_scale(liberty if liberty.is_absolute() else work / liberty)
