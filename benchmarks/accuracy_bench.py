@@ -31,8 +31,8 @@ import numpy as np  # noqa: E402
 
 from mxsf.cli import table  # noqa: E402
 from mxsf.cli_accuracy import sqnr_table, train_table  # noqa: E402
-from mxsf.golden.accuracy import accuracy_formats, accuracy_table, default_sqnr  # noqa: E402
-from mxsf.golden.train import train_demo  # noqa: E402
+from mxsf.studies.accuracy import accuracy_formats, accuracy_table, default_sqnr  # noqa: E402
+from mxsf.studies.train import train_demo  # noqa: E402
 
 
 def main() -> int:

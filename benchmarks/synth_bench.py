@@ -6,7 +6,7 @@ the ``array`` design exists), and the area of the PE per element format.
 2. A 4x4 array of MXSF PEs (block 32, ``--array-lanes`` lanes), if available.
 3. PE area for every element format (block 32, 32 lanes) and the BF16 PE (1 lane), in
    parallel: GE, GE per MAC/cycle, ratio to the BF16 PE and to the MXFP8 E4M3 PE (and
-   the SQNR of mxsf.golden.accuracy when it exists).
+   the SQNR of mxsf.studies.accuracy when it exists).
 
 Results are cached under the synthesis folder (default build/synth): a re-run takes
 seconds. ``--no-cache`` reruns everything. Exits 1 if a sanity check fails (every area

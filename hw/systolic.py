@@ -17,7 +17,7 @@ MAX_DIM = 64
 
 
 def _elem_shape(f: ElementFormat):
-    return BFloat16 if f.name == "bf16" else unsigned(f.bits)
+    return BFloat16 if not f.is_element else unsigned(f.bits)
 
 
 def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayout:
@@ -32,7 +32,7 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     e = _elem_shape(f)
     fields = {"a": data.ArrayLayout(data.ArrayLayout(e, lanes), rows),
               "b": data.ArrayLayout(data.ArrayLayout(e, lanes), cols)}
-    if f.name != "bf16":
+    if f.is_element:
         fields["scale_a"] = data.ArrayLayout(8, rows)
         fields["scale_b"] = data.ArrayLayout(8, cols)
     fields["first"] = 1
@@ -58,7 +58,7 @@ def check_array_params(fmt, rows, cols, block_size, lanes):
     check_int(block_size, "block_size", 1, 1024)
     if lanes is None:
         lanes = block_size
-    if f.name == "bf16":
+    if not f.is_element:
         check_int(lanes, "lanes", 1, 64)
     else:
         check_int(lanes, "lanes", 1, block_size)
@@ -152,7 +152,7 @@ class SystolicArray(wiring.Component):
         f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
         self._fmt, self._rows, self._cols = f, rows, cols
         self._block_size, self._lanes = block_size, lanes
-        self._bf16 = f.name == "bf16"
+        self._bf16 = not f.is_element
         super().__init__({
             "i": In(stream.Signature(array_beat_layout(f, rows, cols, lanes))),
             "o": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),

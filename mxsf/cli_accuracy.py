@@ -82,7 +82,7 @@ def _load_input(path: str) -> np.ndarray:
     x = load_npy(src)
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise CLIError(f"input {src} must hold a floating-point array, not dtype {getattr(x, 'dtype', type(x))}")
-    from mxsf.golden.accuracy import as_matrix
+    from mxsf.studies.accuracy import as_matrix
     try:
         return as_matrix(x)
     except ValueError as e:
@@ -169,7 +169,7 @@ def _heatmap(rows: list[dict], path: Path, block_size: int, tile) -> None:
 
 
 def cmd_accuracy(args) -> int:
-    from mxsf.golden.accuracy import DISTRIBUTIONS, accuracy_formats, accuracy_table
+    from mxsf.studies.accuracy import DISTRIBUTIONS, accuracy_formats, accuracy_table
 
     try:
         formats = accuracy_formats(args.formats)
@@ -261,8 +261,8 @@ def _loss_plot(results, path: Path) -> None:
 
 
 def cmd_train_demo(args) -> int:
-    from mxsf.golden.accuracy import accuracy_formats
-    from mxsf.golden.train import demo_runs, train_demo
+    from mxsf.studies.accuracy import accuracy_formats
+    from mxsf.studies.train import demo_runs, train_demo
 
     formats = None
     if args.formats is not None:

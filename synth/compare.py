@@ -24,7 +24,7 @@ Two layers:
   (:mod:`mxsf.synth.plots`). Outputs go to temporary names first and are renamed
   together at the end, so a failed run leaves no result files.
 
-When :mod:`mxsf.golden.accuracy` provides ``default_sqnr(fmt)``, PE rows gain the
+When :mod:`mxsf.studies.accuracy` provides ``default_sqnr(fmt)``, PE rows gain the
 columns ``sqnr_1d_db`` and ``sqnr_tile_db`` and a ``pareto.png`` plot; without it these
 are left out.
 """
@@ -471,9 +471,9 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
 
 
 def load_accuracy() -> Callable[[str], Mapping[str, float]] | None:
-    """``mxsf.golden.accuracy.default_sqnr`` if that module exists, else None."""
+    """``mxsf.studies.accuracy.default_sqnr`` if that module exists, else None."""
     try:
-        module = importlib.import_module("mxsf.golden.accuracy")
+        module = importlib.import_module("mxsf.studies.accuracy")
     except ImportError:
         return None
     fn = getattr(module, "default_sqnr", None)
@@ -640,7 +640,7 @@ def _markdown_document(rows, columns, settings, plots, reports) -> str:
     ]
     if any(c in columns for c in ACCURACY_COLUMNS):
         lines += ["", "SQNR: mean over the default tensor distributions of "
-                      "mxsf.golden.accuracy, 1D blocks of 32 and 32x32 tiles."]
+                      "mxsf.studies.accuracy, 1D blocks of 32 and 32x32 tiles."]
     if plots:
         lines += ["", "## Plots"]
         for name in plots:

