@@ -71,7 +71,8 @@ from .run import (VERILATOR_FLAGS, VERILATOR_MAKE_VARS, BuildError, Simulator, _
 __all__ = [
     "TB_TOP", "RESET_CYCLES", "CHUNK", "Encoding", "FieldLayout", "Records", "VectorSim",
     "VectorRunError", "testbench_verilog", "build_vector_sim", "build_design_vector_sim",
-    "to_hex_lines", "from_hex_lines", "pack_fields", "field_values", "format_value",
+    "input_layout", "cycle_layout", "output_layout",
+    "to_hex_lines", "from_hex_lines", "pack_fields", "field_values", "field_int", "format_value",
 ]
 
 #: Name of the generated testbench module.
@@ -255,9 +256,24 @@ def _check_ports(top: str, ports: Sequence[Port]) -> tuple[list[Port], list[Port
     return inputs, outputs
 
 
-def input_layout(ports: Sequence[Port]) -> FieldLayout:
-    """Layout of a stimulus line: every input but ``clk``/``rst``, LSB first."""
-    return FieldLayout.of((p.name, p.width) for p in ports if p.direction == "in" and p.name not in _CONTROL)
+def _is_held(port: Port, held: str | None) -> bool:
+    return held is None or port.name.startswith(f"{held}__")
+
+
+def input_layout(ports: Sequence[Port], held: str | None = None) -> FieldLayout:
+    """Layout of a stimulus line: every input but ``clk``/``rst`` (only those of stream
+    ``held`` when given), LSB first."""
+    return FieldLayout.of((p.name, p.width) for p in ports
+                          if p.direction == "in" and p.name not in _CONTROL and _is_held(p, held))
+
+
+def cycle_layout(ports: Sequence[Port], held: str | None) -> FieldLayout:
+    """Layout of a per-cycle line when stream ``held`` is held: the other inputs (e.g.
+    ``o__ready``); empty when ``held`` is None."""
+    if held is None:
+        return FieldLayout(())
+    return FieldLayout.of((p.name, p.width) for p in ports
+                          if p.direction == "in" and p.name not in _CONTROL and not _is_held(p, held))
 
 
 def output_layout(ports: Sequence[Port]) -> FieldLayout:
@@ -277,8 +293,19 @@ def _event_terms(outputs: Sequence[Port]) -> list[str]:
     return terms
 
 
+def _reader(name: str, mem: str, index: str, limit: str, encoding: Encoding, chunk: int) -> list[str]:
+    """Statements loading the chunk of file set ``name`` that holds line ``index``."""
+    if encoding == "bin":
+        return [f"          r = $fread({mem}, f_{name});"]
+    return [
+        f"          $sformat(fname, \"{name}_%0d.hex\", ({index}) / {chunk});",
+        f"          if (({limit}) - ({index}) < {chunk}) $readmemh(fname, {mem}, 0, ({limit}) - ({index}) - 1);",
+        f"          else $readmemh(fname, {mem});",
+    ]
+
+
 def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "hex",
-                      chunk: int = CHUNK, vcd: bool = False) -> str:
+                      chunk: int = CHUNK, vcd: bool = False, held: str | None = None) -> str:
     """Verilog of the vector testbench ``mxsf_vector_tb`` around module ``top``.
 
     Parameters
@@ -293,17 +320,33 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
         Lines per file / read (buffer depth).
     vcd : bool
         Dump the DUT's hierarchy to the VCD named by plusarg ``+vcd=<path>``.
+    held : str, optional
+        Name of an input stream with a ``ready`` (e.g. ``"i"``). Its ports are read from
+        the ``stim`` lines, and the testbench moves to the next line only when the
+        current one is not valid or is accepted (``<held>__ready``), as the cocotb
+        driver holds a beat; the other inputs (a sink's ``o__ready``) come from the
+        per-cycle ``cyc`` files. Without ``held`` every input comes from ``stim``, one
+        line a cycle.
 
-    Plusargs: ``+cycles=<n>`` (required: stimulus lines), ``+out=<path>`` (records,
-    default ``out.hex``), ``+vcd=<path>``. Paths are relative to the working directory.
+    Plusargs: ``+cycles=<n>`` (required: cycles to run), ``+lines=<m>`` (``stim`` lines,
+    default ``n``), ``+out=<path>`` (records, default ``out.hex``), ``+vcd=<path>``. Paths
+    are relative to the working directory. At the end the testbench prints
+    ``mxsf_vector_tb: consumed <k> lines``.
     """
     if encoding not in ("hex", "bin"):
         raise ValueError(f"encoding must be 'hex' or 'bin', not {encoding!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= 1 << 20:
         raise ValueError(f"chunk must be an integer in [1, 1048576], not {chunk!r}")
     inputs, outputs = _check_ports(top, ports)
-    lin, lout = input_layout(ports), output_layout(ports)
-    iw, ow = 8 * lin.nbytes, 8 * ((lout.width + 7) // 8)
+    if held is not None:
+        names = {p.name: p for p in ports}
+        for suffix, direction in (("valid", "in"), ("ready", "out")):
+            port = names.get(f"{held}__{suffix}")
+            if port is None or port.direction != direction:
+                raise ValueError(f"held must name an input stream with valid and ready ports; "
+                                 f"{top} has no {direction}put {held}__{suffix} (held={held!r})")
+    lin, lcyc, lout = input_layout(ports, held), cycle_layout(ports, held), output_layout(ports)
+    iw, cw, ow = 8 * lin.nbytes, 8 * lcyc.nbytes, 8 * ((lout.width + 7) // 8)
     has_rst = any(p.name == "rst" and p.direction == "in" for p in ports)
     rng = lambda w: f"[{w - 1}:0] " if w > 1 else ""          # noqa: E731
     lines = [
@@ -315,8 +358,10 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
         f"  reg rst = 1'b{1 if has_rst else 0};",
         f"  reg [{iw - 1}:0] stim [0:{chunk - 1}];",
         f"  reg [{iw - 1}:0] line = {iw}'d0;",
+        f"  reg [{cw - 1}:0] cyc [0:{chunk - 1}];",
+        f"  reg [{cw - 1}:0] cline = {cw}'d0;",
         f"  reg [{ow - 1}:0] rec;",
-        "  integer ncycles, t, c, fo, fi, r, k;",
+        "  integer ncycles, nlines, t, c, fo, f_stim, f_cyc, r, k, p;",
         "  reg [8*1024-1:0] out_path, vcd_path, fname;",
     ]
     for p in outputs:
@@ -324,8 +369,10 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
         if not p.name.endswith(("__valid", "__ready", "__payload")):
             lines.append(f"  reg {rng(p.width)}prev_{p.name};")
     conns = [".clk(clk)"] + ([".rst(rst)"] if has_rst else [])
-    conns += [f".{p.name}(line[{lin.field(p.name)[0] + p.width - 1}:{lin.field(p.name)[0]}])"
-              for p in inputs]
+    for p in inputs:
+        src, layout = ("line", lin) if _is_held(p, held) else ("cline", lcyc)
+        off = layout.field(p.name)[0]
+        conns.append(f".{p.name}({src}[{off + p.width - 1}:{off}])")
     conns += [f".{p.name}(dut_{p.name})" for p in outputs]
     lines.append(f"  {top} dut (\n    " + ",\n    ".join(conns) + "\n  );")
     record = "{" + ", ".join([*(f"dut_{p.name}" for p in reversed(outputs)), "c[31:0]"]) + "}"
@@ -333,20 +380,28 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
     if pad:
         record = "{" + f"{pad}'d0, " + record[1:]
     event = " || ".join(["t == " + str(RESET_CYCLES + 1), *_event_terms(outputs)])
+    if held is None:
+        accepted = "1'b1"
+    else:
+        voff = lin.field(f"{held}__valid")[0]
+        accepted = f"(!line[{voff}] || dut_{held}__ready)"
     lines += [
         "  initial begin",
         "    if (!$value$plusargs(\"cycles=%d\", ncycles)) begin",
         "      $display(\"mxsf_vector_tb: +cycles=<n> is required\"); $finish;",
         "    end",
+        "    if (!$value$plusargs(\"lines=%d\", nlines)) nlines = ncycles;",
         "    if (!$value$plusargs(\"out=%s\", out_path)) out_path = \"out.hex\";",
         "    fo = $fopen(out_path, \"w\");",
         "    if (fo == 0) begin $display(\"mxsf_vector_tb: cannot open %0s\", out_path); $finish; end",
     ]
+    files = ["stim"] + (["cyc"] if held is not None else [])
     if encoding == "bin":
-        lines += [
-            "    fi = $fopen(\"stim.bin\", \"rb\");",
-            "    if (fi == 0) begin $display(\"mxsf_vector_tb: cannot open stim.bin\"); $finish; end",
-        ]
+        for name in files:
+            lines += [
+                f"    f_{name} = $fopen(\"{name}.bin\", \"rb\");",
+                f"    if (f_{name} == 0) begin $display(\"mxsf_vector_tb: cannot open {name}.bin\"); $finish; end",
+            ]
     if vcd:
         lines += [
             "    if ($value$plusargs(\"vcd=%s\", vcd_path)) begin",
@@ -356,8 +411,9 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
         ]
     lines += [
         "    t = 0;",
+        "    p = -1;",
         "  end",
-        "  // edge t: the values seen now are those of cycle t - RESET - 1; line t - RESET starts",
+        "  // edge t: the values seen now are those of cycle c = t - RESET - 1; cycle c + 1 starts",
         "  always @(posedge clk) begin",
         f"    c = t - {RESET_CYCLES + 1};",
         f"    if (t > {RESET_CYCLES}) begin",
@@ -371,28 +427,37 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
             lines.append(f"      prev_{p.name} = dut_{p.name};")
     lines += [
         "      if (c == ncycles - 1) begin",
+        f"        if (p < nlines && {accepted}) p = p + 1;",
+        "        $display(\"mxsf_vector_tb: consumed %0d lines\", p);",
         "        $fclose(fo);",
         "        $finish;",
         "      end",
         "    end",
         f"    if (t >= {RESET_CYCLES}) begin",
         f"      k = t - {RESET_CYCLES};",
-        "      if (k < ncycles) begin",
-        f"        if (k % {chunk} == 0) begin",
-    ]
-    if encoding == "hex":
-        lines += [
-            f"          $sformat(fname, \"stim_%0d.hex\", k / {chunk});",
-            f"          if (ncycles - k < {chunk}) $readmemh(fname, stim, 0, ncycles - k - 1);",
-            "          else $readmemh(fname, stim);",
-        ]
-    else:
-        lines.append("          r = $fread(stim, fi);")
-    lines += [
+        f"      if (p < nlines && (p < 0 || {accepted})) begin",
+        "        p = p + 1;",
+        "        if (p < nlines) begin",
+        f"          if (p % {chunk} == 0) begin",
+        *["  " + x for x in _reader("stim", "stim", "p", "nlines", encoding, chunk)],
+        "          end",
+        f"          line <= stim[p % {chunk}];",
+        "        end else begin",
+        f"          line <= {iw}'d0;",
         "        end",
-        f"        line <= stim[k % {chunk}];",
         "      end",
-        f"      rst <= 1'b0;",
+    ]
+    if held is not None:
+        lines += [
+            "      if (k < ncycles) begin",
+            f"        if (k % {chunk} == 0) begin",
+            *_reader("cyc", "cyc", "k", "ncycles", encoding, chunk),
+            "        end",
+            f"        cline <= cyc[k % {chunk}];",
+            "      end",
+        ]
+    lines += [
+        "      rst <= 1'b0;",
         "    end",
         "    t = t + 1;",
         "  end",
@@ -413,7 +478,23 @@ class Records:
     cycles: np.ndarray          # int64 (m,)
     matrix: np.ndarray          # uint8 (m, out_layout.nbytes): ``cycle`` field included
     unknown: np.ndarray         # bool (m,): the record held x/z bits
+    consumed: int               # stimulus lines the design took (all of them for a good run)
     seconds: float              # wall time of the simulator process
+    run_dir: Path
+
+
+def _write_lines(run_dir: Path, name: str, matrix: np.ndarray, encoding: Encoding, chunk: int) -> None:
+    for old in run_dir.glob(f"{name}_*.hex"):
+        old.unlink()
+    (run_dir / f"{name}.bin").unlink(missing_ok=True)
+    n, nb = matrix.shape
+    if encoding == "bin":
+        pad = (-n) % chunk        # $fread fills whole blocks
+        full = matrix if not pad else np.vstack([matrix, np.zeros((pad, nb), np.uint8)])
+        (run_dir / f"{name}.bin").write_bytes(np.ascontiguousarray(full[:, ::-1]).tobytes())
+    else:
+        for k in range(0, n, chunk):
+            (run_dir / f"{name}_{k // chunk}.hex").write_bytes(to_hex_lines(matrix[k:k + chunk]))
 
 
 @dataclass(frozen=True)
@@ -426,6 +507,7 @@ class VectorSim:
     encoding: Encoding
     chunk: int
     vcd: bool
+    held: str | None
     build_dir: Path
     executable: Path            # Verilator binary, or the vvp file for Icarus
     rebuilt: bool
@@ -433,50 +515,69 @@ class VectorSim:
 
     @property
     def in_layout(self) -> FieldLayout:
-        return input_layout(self.ports)
+        """Layout of a ``stim`` line."""
+        return input_layout(self.ports, self.held)
+
+    @property
+    def cycle_layout(self) -> FieldLayout:
+        """Layout of a ``cyc`` line (only with ``held``)."""
+        return cycle_layout(self.ports, self.held)
 
     @property
     def out_layout(self) -> FieldLayout:
+        """Layout of a record."""
         return output_layout(self.ports)
 
-    def write_stimulus(self, stimulus: np.ndarray, run_dir: Path) -> int:
-        """Write the stimulus files into ``run_dir``; return the number of lines."""
-        stimulus = np.ascontiguousarray(stimulus, dtype=np.uint8)
-        nb = self.in_layout.nbytes
-        if stimulus.ndim != 2 or stimulus.shape[1] != nb or stimulus.shape[0] < 1:
-            raise ValueError(f"stimulus must be an (n >= 1, {nb}) uint8 matrix for {self.top}, "
-                             f"not {stimulus.dtype} {stimulus.shape}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for old in run_dir.glob("stim_*.hex"):
-            old.unlink()
-        n = stimulus.shape[0]
-        if self.encoding == "bin":
-            pad = (-n) % self.chunk        # $fread fills whole blocks
-            full = stimulus if not pad else np.vstack([stimulus, np.zeros((pad, nb), np.uint8)])
-            (run_dir / "stim.bin").write_bytes(np.ascontiguousarray(full[:, ::-1]).tobytes())
-        else:
-            for k in range(0, n, self.chunk):
-                (run_dir / f"stim_{k // self.chunk}.hex").write_bytes(to_hex_lines(stimulus[k:k + self.chunk]))
-        return n
+    def _check_matrix(self, what: str, matrix: np.ndarray, layout: FieldLayout) -> np.ndarray:
+        matrix = np.ascontiguousarray(matrix, dtype=np.uint8)
+        if matrix.ndim != 2 or matrix.shape[1] != layout.nbytes or matrix.shape[0] < 1:
+            raise ValueError(f"{what} must be an (n >= 1, {layout.nbytes}) uint8 matrix for {self.top}, "
+                             f"not {matrix.dtype} {matrix.shape}")
+        return matrix
 
     def run(self, stimulus: np.ndarray, run_dir: str | os.PathLike[str], *,
+            cycle_stimulus: np.ndarray | None = None, cycles: int | None = None,
             vcd_path: str | os.PathLike[str] | None = None, timeout_s: float | None = 3600.0) -> Records:
-        """Run ``stimulus`` (``(n, in_layout.nbytes)`` uint8, one row per cycle) in ``run_dir``.
+        """Run ``stimulus`` (``(m, in_layout.nbytes)`` uint8, one line per row) in ``run_dir``.
+
+        Without ``held``, one line per cycle for ``cycles`` (default ``m``) cycles, idle
+        (all zero) after the last line. With ``held``, ``cycle_stimulus``
+        (``(n, cycle_layout.nbytes)``) gives the other inputs of each of ``n`` cycles,
+        and the lines advance on the handshake.
 
         Raises
         ------
         ValueError
-            Bad stimulus shape, or ``vcd_path`` on a build without ``vcd``.
+            Bad stimulus shapes, or ``vcd_path`` on a build without ``vcd``.
         VectorRunError
             The simulator failed, timed out or wrote an incomplete record file.
         """
         run_dir = Path(run_dir).resolve()
         if vcd_path is not None and not self.vcd:
             raise ValueError("vcd_path needs a testbench built with vcd=True")
-        n = self.write_stimulus(stimulus, run_dir)
+        stimulus = self._check_matrix("stimulus", stimulus, self.in_layout)
+        m = stimulus.shape[0]
+        if self.held is not None:
+            if cycle_stimulus is None:
+                raise ValueError(f"cycle_stimulus is required with held={self.held!r}")
+            cycle_stimulus = self._check_matrix("cycle_stimulus", cycle_stimulus, self.cycle_layout)
+            if cycles is not None and cycles != cycle_stimulus.shape[0]:
+                raise ValueError(f"cycles must equal the rows of cycle_stimulus "
+                                 f"({cycle_stimulus.shape[0]}), not {cycles!r}")
+            n = cycle_stimulus.shape[0]
+        else:
+            if cycle_stimulus is not None:
+                raise ValueError("cycle_stimulus is only taken by a testbench built with held")
+            n = m if cycles is None else cycles
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"cycles must be a positive integer, not {cycles!r}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_lines(run_dir, "stim", stimulus, self.encoding, self.chunk)
+        if cycle_stimulus is not None:
+            _write_lines(run_dir, "cyc", cycle_stimulus, self.encoding, self.chunk)
         out_path = run_dir / "out.hex"
         out_path.unlink(missing_ok=True)
-        args = [f"+cycles={n}", "+out=out.hex"]
+        args = [f"+cycles={n}", f"+lines={m}", "+out=out.hex"]
         if vcd_path is not None:
             args.append(f"+vcd={Path(vcd_path).resolve()}")
         cmd = [str(self.executable), *args] if self.sim == "verilator" else ["vvp", "-n", str(self.executable), *args]
@@ -490,18 +591,20 @@ class VectorSim:
             raise VectorRunError(f"{self.sim} vector run timed out after {timeout_s:g} s; "
                                  f"log {log_path}:\n{_log_tail(log_path)}") from None
         seconds = time.monotonic() - start
-        if proc.returncode != 0 or not out_path.is_file():
+        log_text = log_path.read_text(errors="replace")
+        consumed = re.search(r"mxsf_vector_tb: consumed (-?\d+) lines", log_text)
+        if proc.returncode != 0 or not out_path.is_file() or consumed is None:
             raise VectorRunError(f"{self.sim} vector run failed (exit {proc.returncode}); "
                                  f"log {log_path}:\n{_log_tail(log_path)}")
         nbytes = (self.out_layout.width + 7) // 8
         matrix, unknown = from_hex_lines(out_path.read_bytes(), nbytes)
-        if len(matrix) == 0 or field_values(matrix[-1:], 0, CYCLE_BITS)[0] > n:
-            raise VectorRunError(f"{self.sim} vector run wrote no or bad records; log {log_path}")
         pad = self.out_layout.nbytes - nbytes
         if pad:
             matrix = np.hstack([matrix, np.zeros((len(matrix), pad), np.uint8)])
-        cycles = field_values(matrix, 0, CYCLE_BITS).astype(np.int64)
-        return Records(cycles, matrix, unknown, seconds)
+        cycles_got = field_values(matrix, 0, CYCLE_BITS).astype(np.int64)
+        if len(matrix) == 0 or cycles_got[0] != 0 or (np.diff(cycles_got) <= 0).any() or cycles_got[-1] >= n:
+            raise VectorRunError(f"{self.sim} vector run wrote bad records ({out_path}); log {log_path}")
+        return Records(cycles_got, matrix, unknown, int(consumed.group(1)), seconds, run_dir)
 
 
 def _verilator_runtime_cache(root: Path, vcd: bool) -> Path:
@@ -547,7 +650,8 @@ def _build_verilator(build_dir: Path, sources: list[Path], tb: Path, *, vcd: boo
 
 def build_vector_sim(sources: Sequence[str | os.PathLike[str]], top: str, ports: Sequence[Port],
                      sim: Simulator = "verilator", *, build_root: str | os.PathLike[str] = "build",
-                     encoding: Encoding = "hex", chunk: int = CHUNK, vcd: bool = False) -> VectorSim:
+                     encoding: Encoding = "hex", chunk: int = CHUNK, vcd: bool = False,
+                     held: str | None = None) -> VectorSim:
     """Build the vector testbench around ``top`` from Verilog ``sources``.
 
     Parameters
@@ -561,7 +665,7 @@ def build_vector_sim(sources: Sequence[str | os.PathLike[str]], top: str, ports:
         Builds go to ``<build_root>/vectors/<top>-<sim>-<hash>/``, the hash over the
         sources' text, the testbench text and the simulator flags; an existing build is
         reused (a lock serialises concurrent builders).
-    encoding, chunk, vcd
+    encoding, chunk, vcd, held
         See :func:`testbench_verilog`. ``vcd`` also builds Verilator with ``--trace``.
 
     Raises
@@ -574,7 +678,7 @@ def build_vector_sim(sources: Sequence[str | os.PathLike[str]], top: str, ports:
     paths = [Path(s).resolve() for s in sources]
     if not paths:
         raise ValueError("sources must name at least one Verilog file, not an empty list")
-    tb_text = testbench_verilog(top, ports, encoding=encoding, chunk=chunk, vcd=vcd)
+    tb_text = testbench_verilog(top, ports, encoding=encoding, chunk=chunk, vcd=vcd, held=held)
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.read_bytes())
@@ -600,7 +704,7 @@ def build_vector_sim(sources: Sequence[str | os.PathLike[str]], top: str, ports:
                             build_dir, build_dir / "build.log", "Icarus (iverilog)")
             write_if_changed(stamp, "\n".join(map(str, paths)) + "\n")
             rebuilt = True
-    return VectorSim(sim=sim, top=top, ports=tuple(ports), encoding=encoding, chunk=chunk, vcd=vcd,
+    return VectorSim(sim=sim, top=top, ports=tuple(ports), encoding=encoding, chunk=chunk, vcd=vcd, held=held,
                      build_dir=build_dir, executable=exe, rebuilt=rebuilt,
                      build_seconds=time.monotonic() - start)
 
