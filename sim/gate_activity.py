@@ -12,7 +12,7 @@ commands (toggles per clock cycle and duty) for every cell pin (through
 
 :func:`pe_workload` builds a real workload for the processing elements: dot products
 of tensors drawn from the accuracy study's distributions
-(:data:`mxsf.golden.accuracy.DISTRIBUTIONS`), quantized by the golden model, one beat
+(:data:`mxsf.studies.accuracy.DISTRIBUTIONS`), quantized by the golden model, one beat
 every cycle; :func:`run_workload` simulates it and compares every output cycle with
 the golden cycle model, raising :class:`GateLevelMismatch` on the first difference.
 
@@ -498,7 +498,7 @@ def pe_workload(design: str, params: Mapping, *, dots: int = 8, k: int = 256,
         Another design, bad sizes, unknown distribution.
     """
     from mxsf.golden import to_bf16
-    from mxsf.golden.accuracy import make_distribution
+    from mxsf.studies.accuracy import make_distribution
     from mxsf.golden.models import Beat, bf16_pe_cycle_model, pe_cycle_model
     from mxsf.golden.quantize import quantize
     from mxsf.sim.packing import LayoutCodec
