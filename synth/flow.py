@@ -51,7 +51,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .hier import dedup_verilog
+from .hier import HierPlan, dedup_verilog
 from .liberty import LIBERTY_PATH
 from .libraries import Library, get_library, read_cells
 from .sta import StaError, run_sta, sta_version
@@ -507,8 +507,11 @@ def synthesize(verilog_path: str | os.PathLike[str], top: str, *,
 
     try:
         plan = dedup_verilog(verilog.decode(errors="replace"), top)
-    except ValueError as error:
-        raise SynthError(f"cannot read the module hierarchy of {source.name}: {error}") from None
+    except ValueError:
+        # No such top, or a hierarchy the text scan cannot follow: synthesise the text
+        # as it is and let Yosys report (or handle) it.
+        plan = HierPlan(verilog=verilog.decode(errors="replace"), keep=(), instances={},
+                        modules_before=0, modules_after=0)
     dedup = plan.verilog.encode()
     design_file = work / _DESIGN_FILE
     if not design_file.exists() or design_file.read_bytes() != dedup:
@@ -676,7 +679,7 @@ def _build_report(run: Path, work: Path, log_path: Path, log_text: str, *, name:
         power = {"internal": p.internal_w, "switching": p.switching_w, "leakage": p.leakage_w,
                  "total": p.total_w, "groups": {k: list(v) for k, v in p.groups.items()},
                  "input_activity": 0.1}
-    path = [timing.startpoint, *timing.path_cells[1:], timing.endpoint] if timing.path_cells else []
+    path = [timing.startpoint, *timing.path_cells, timing.endpoint] if timing.path_cells else []
     delay_ns = timing.critical_path_ns
     return SynthReport(
         design=name, top=top, verilog_hash=verilog_hash, flow_key=flow_key,
@@ -688,7 +691,7 @@ def _build_report(run: Path, work: Path, log_path: Path, log_text: str, *, name:
         critical_path=tuple(path),
         transistors=transistors, delay_target_ps=delay_target_ps,
         yosys_version=_yosys_version(str(stat.get("creator", ""))),
-        wall_time_s=round(wall_time_s, 3), liberty=library.name, flow_version=FLOW_VERSION,
+        wall_time_s=round(wall_time_s, 3), liberty=library.liberty.stem, flow_version=FLOW_VERSION,
         work_dir=str(work), library=library.name, area_lib=round(area, 4),
         fmax_mhz=None if timing.fmax_mhz is None else round(timing.fmax_mhz, 4),
         clock_ns=round(analysis_ns, 6),

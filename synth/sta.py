@@ -172,7 +172,13 @@ def _parse(text: str, *, period_ns: float, scale: float, power: bool, log: Path,
         raise StaError(f"OpenSTA reported no slack; see {log}")
     slack = None if slack_match is None else float(slack_match.group(1)) / scale
     points = dict(_POINT_RE.findall(checks))
-    cells = tuple(_PATH_CELL_RE.findall(checks))
+    # Cell types along the data path: port pseudo-cells dropped, and the start flop's
+    # clock and Q lines counted once.
+    arrival = checks.split("data arrival time", 1)[0]
+    cells = [c for c in _PATH_CELL_RE.findall(arrival) if c not in ("in", "out", "inout")]
+    if len(cells) >= 2 and cells[0] == cells[1] and points.get("Startpoint", "").startswith("_"):
+        cells = cells[1:]
+    cells = tuple(cells)
     tns = _TNS_RE.search(checks)
     result_power = None
     if power:
