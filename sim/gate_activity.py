@@ -217,7 +217,8 @@ def count_vcd(path: str | os.PathLike[str], *, start_ns: float, end_ns: float,
                     hi = int(msb) if msb is not None else width - 1
                     lo = int(lsb) if lsb is not None else 0
                     step = -1 if hi >= lo else 1
-                    keys = [((sc, f"{ref}[{hi + step * i}]"), width - 1 - i) for i in range(width)]
+                    # the value string is written MSB (index ``hi``) first
+                    keys = [((sc, f"{ref}[{hi + step * i}]"), i) for i in range(width)]
                 ids.setdefault(code, []).extend(keys)
                 widths[code] = width
         # Value changes.
