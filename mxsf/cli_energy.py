@@ -22,7 +22,7 @@ from pathlib import Path
 __all__ = ["ACTIVITY_DESIGNS", "measure_energy"]
 
 #: Designs with a gate-level workload (others get the vectorless figure only).
-ACTIVITY_DESIGNS = ("pe", "bf16-pe")
+ACTIVITY_DESIGNS = ("pe", "bf16-pe", "array")
 
 
 def _key(job, report, settings: dict) -> str:
@@ -49,7 +49,7 @@ def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: st
         The simulator or OpenSTA failed.
     """
     from mxsf.hw.registry import get_design_spec
-    from mxsf.sim.gate_activity import activity_tcl, pe_workload, run_workload
+    from mxsf.sim.gate_activity import activity_tcl, array_workload, pe_workload, run_workload
     from mxsf.synth.energy import activity_power, pj_per_mac
     from mxsf.synth.libraries import get_library
 
@@ -67,8 +67,12 @@ def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: st
             pass
     started = time.perf_counter()
     latency = int(get_design_spec(job.design).instantiate(**job.params).latency)
-    workload = pe_workload(job.design, job.params, dots=dots, k=k, distribution=distribution,
-                           seed=seed, latency=latency)
+    if job.design == "array":
+        workload = array_workload(job.params, tiles=max(1, dots // 4), k=k,
+                                  distribution=distribution, seed=seed, latency=latency)
+    else:
+        workload = pe_workload(job.design, job.params, dots=dots, k=k,
+                               distribution=distribution, seed=seed, latency=latency)
     sim, compared = run_workload(work, top=report.top, cell_models=str(library.cell_models),
                                  workload=workload, clock_ns=report.clock_ns, tag=f"gate-{key}")
     tcl, pins = activity_tcl(work / "mapped.json", report.top, sim)

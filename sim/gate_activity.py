@@ -43,6 +43,8 @@ __all__ = [
     "GateSim",
     "Workload",
     "activity_tcl",
+    "array_workload",
+    "check_outputs",
     "count_vcd",
     "pe_workload",
     "run_workload",
@@ -555,6 +557,82 @@ def pe_workload(design: str, params: Mapping, *, dots: int = 8, k: int = 256,
                     meta={"dots": dots, "k": k, "distribution": distribution, "seed": seed})
 
 
+def array_workload(params: Mapping, *, tiles: int = 2, k: int = 256,
+                   distribution: str = "gaussian", seed: int = 0, reset_cycles: int = 2,
+                   latency: int) -> Workload:
+    """``tiles`` result tiles of a systolic array (``rows`` x ``cols``, K = ``k``) from
+    ``distribution``: A quantized by the golden model in 1D blocks along K (rows), B
+    along K (columns); bf16 arrays round to bfloat16. One beat a cycle; tiles are long
+    enough (K / lanes >= rows) that the array never refuses a beat, which the check
+    also verifies (``i__ready`` expected 1 on every beat).
+
+    Raises
+    ------
+    ValueError
+        Bad sizes.
+    """
+    from mxsf.golden import get_format, to_bf16
+    from mxsf.golden.systolic_model import ArrayBeat, systolic_cycle_model
+    from mxsf.golden.quantize import quantize
+    from mxsf.hw.systolic import array_beat_layout, array_row_layout
+    from mxsf.sim.packing import LayoutCodec
+    from mxsf.studies.accuracy import make_distribution
+
+    fmt, rows, cols = params["fmt"], int(params["rows"]), int(params["cols"])
+    block = int(params.get("block_size", 32))
+    lanes = int(params.get("lanes") or block)
+    bf16 = get_format(fmt).name == "bf16"
+    if not (isinstance(tiles, int) and 1 <= tiles <= 256):
+        raise ValueError(f"tiles must be an int in [1, 256], not {tiles!r}")
+    if not (isinstance(k, int) and k % block == 0 and k % lanes == 0 and k // lanes >= rows):
+        raise ValueError(f"k must be a multiple of {block} and {lanes} with k/lanes >= {rows}, "
+                         f"not {k!r}")
+    in_codec = LayoutCodec(array_beat_layout(fmt, rows, cols, lanes))
+    out_codec = LayoutCodec(array_row_layout(rows, cols))
+    beats: list = []
+    for t in range(tiles):
+        a = make_distribution(distribution, (rows, k), seed + 2 * t)
+        b = make_distribution(distribution, (k, cols), seed + 2 * t + 1)
+        if bf16:
+            ac = (to_bf16(a).view(np.uint32) >> 16).astype(np.int64)
+            bc = (to_bf16(b).view(np.uint32) >> 16).astype(np.int64)
+            sa = sb = None
+        else:
+            qa, qb = quantize(a, fmt, block_size=block), quantize(b, fmt, block_size=block, axis=0)
+            ac, bc = qa.codes.astype(np.int64), qb.codes.astype(np.int64)
+            sa, sb = qa.scale_e8m0, qb.scale_e8m0
+        n = k // lanes
+        for j in range(n):
+            ks = slice(j * lanes, (j + 1) * lanes)
+            kb = (j * lanes) // block
+            beats.append(ArrayBeat(
+                a=ac[:, ks].tolist(), b=bc[ks, :].T.tolist(),
+                scale_a=None if sa is None else [int(x) for x in sa[:, kb]],
+                scale_b=None if sb is None else [int(x) for x in sb[kb, :]],
+                first=j == 0, last=j == n - 1))
+    words = []
+    for bt in beats:
+        payload = {"a": bt.a, "b": bt.b, "first": int(bt.first), "last": int(bt.last)}
+        if not bf16:
+            payload["scale_a"], payload["scale_b"] = bt.scale_a, bt.scale_b
+        words.append(in_codec.pack(payload))
+    drain = latency + rows + 1
+    trace = beats + [None] * drain
+    model = systolic_cycle_model(trace, fmt=fmt, rows=rows, cols=cols, block_size=block,
+                                 lanes=lanes, latency=latency)
+    expected = [None] * reset_cycles + [None if r is None else out_codec.pack(r)
+                                        for r in model[:len(trace)]]
+    vectors = [{"rst": 1} for _ in range(reset_cycles)]
+    vectors += [{"i__valid": 1, "i__payload": w} for w in words]
+    vectors += [{} for _ in range(drain)]
+    return Workload(vectors=vectors, expected=expected, reset_cycles=reset_cycles,
+                    beats=len(beats), macs_per_beat=rows * cols * lanes,
+                    description=f"{tiles} tiles {rows}x{k} by {k}x{cols}, {distribution} "
+                                f"(seed {seed}), one beat per cycle",
+                    meta={"tiles": tiles, "k": k, "distribution": distribution, "seed": seed,
+                          "ready_cycles": list(range(reset_cycles, reset_cycles + len(beats)))})
+
+
 def check_outputs(sim_outputs: Sequence[Mapping], expected: Sequence, *, top: str,
                   valid: str = "o__valid", payload: str = "o__payload", start: int = 0) -> int:
     """Compare output valid and payload on every cycle from ``start`` (the end of
@@ -601,4 +679,9 @@ def run_workload(work_dir: str | os.PathLike[str], *, top: str, cell_models: str
                            clock_ns=clock_ns, count_from=workload.reset_cycles, tag=tag)
     compared = check_outputs(sim.outputs, workload.expected, top=top,
                              start=workload.reset_cycles)
+    for cyc in workload.meta.get("ready_cycles", ()):
+        if sim.outputs[cyc].get("i__ready") != 1:
+            raise GateLevelMismatch(f"gate-level {top}: cycle {cyc}: i__ready is "
+                                    f"{sim.outputs[cyc].get('i__ready')}, the workload "
+                                    f"expects every beat accepted")
     return sim, compared
