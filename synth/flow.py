@@ -82,6 +82,7 @@ _SCRIPT_FILE = "synth.ys"
 _LOG_FILE = "yosys.log"
 _STDOUT_FILE = "yosys.stdout"
 _REPORT_JSON = "report.json"
+_KEY_FILE = "yosys.key"
 _REPORT_MD = "report.md"
 _ARTIFACTS = ("synth.ys", "yosys.log", "stat.json", "cmos.json", "ltp.txt",
               "mapped.json", "mapped.v", "sta.tcl", "sta.log", "power.tcl", "power.log")
@@ -520,36 +521,41 @@ def synthesize(verilog_path: str | os.PathLike[str], top: str, *,
         os.replace(tmp, design_file)
     cells = read_cells(library.liberty)
     flops = {c.name for c in cells.values() if c.sequential}
+    script_text = _script(top, delay_target_ps, keep=plan.keep, flops=flops,
+                          transistors=lib == "generic")
+    # The Yosys outputs depend only on the script, the design, the library and Yosys: a
+    # change of the timing/power analysis reuses them (yosys.key) and reruns OpenSTA only.
+    synth_key = hashlib.sha256("\x00".join([
+        FLOW_VERSION, script_text, plan.verilog, _tool_identity(),
+        library.liberty.read_text(errors="replace")]).encode()).hexdigest()[:_HASH_CHARS]
+    needed = ("mapped.v", "mapped.json", "stat.json", "ltp.txt", _LOG_FILE,
+              *(("cmos.json",) if lib == "generic" else ()))
+    reuse = None
+    if cache:
+        try:
+            stamp = json.loads((work / _KEY_FILE).read_text())
+            if stamp["key"] == synth_key and all((work / a).is_file() for a in needed):
+                reuse = stamp
+        except (OSError, ValueError, KeyError, TypeError):
+            reuse = None
 
     # Private run folder, so concurrent runs of the same design cannot mix files.
     run = work / f".run-{uuid.uuid4().hex[:12]}"
     run.mkdir()
+    log_path = work / _LOG_FILE
     try:
         shutil.copyfile(design_file, run / _DESIGN_FILE)
         shutil.copyfile(library.liberty, run / _LIB_FILE)
-        (run / _SCRIPT_FILE).write_text(_script(top, delay_target_ps, keep=plan.keep,
-                                                flops=flops, transistors=lib == "generic"))
-
-        started = time.perf_counter()
-        log_path = work / _LOG_FILE
-        command = [*yosys_command(), "-q", "-l", _LOG_FILE, "-s", _SCRIPT_FILE]
-        try:
-            with open(run / _STDOUT_FILE, "wb") as stdout:
-                proc = subprocess.run(command, cwd=run, stdin=subprocess.DEVNULL,
-                                      stdout=stdout, stderr=subprocess.STDOUT,
-                                      timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            _keep_log(run, log_path)
-            raise SynthError(f"yosys timed out after {timeout_s} s on {top!r}; "
-                             f"see {log_path}") from None
-        except OSError as error:
-            raise SynthError(f"cannot run yosys ({shlex.join(command[:1])}): {error}") from None
-        log_text = _keep_log(run, log_path)
-        if proc.returncode != 0:
-            reason = _first_error(log_text) or _tail(run / _STDOUT_FILE)
-            raise SynthError(f"yosys failed on {top!r} from {source.name} "
-                             f"(exit {proc.returncode}): {reason}; see {log_path}")
-        synth_time = time.perf_counter() - started
+        (run / _SCRIPT_FILE).write_text(script_text)
+        if reuse is not None:
+            for artifact in needed:
+                if artifact != _LOG_FILE:
+                    shutil.copyfile(work / artifact, run / artifact)
+            log_text = log_path.read_text(errors="replace")
+            synth_time = float(reuse["wall_time_s"])
+        else:
+            log_text, synth_time = _run_yosys(run, log_path, top=top, source=source,
+                                              timeout_s=timeout_s)
 
         # Parse and time in the private folder, then publish the files next to the report.
         report = _build_report(run, work, log_path, log_text, name=name, top=top,
@@ -560,12 +566,39 @@ def synthesize(verilog_path: str | os.PathLike[str], top: str, *,
         for artifact in _ARTIFACTS:
             if artifact != _LOG_FILE and (run / artifact).exists():
                 os.replace(run / artifact, work / artifact)
+        if reuse is None:
+            _write_atomic(work / _KEY_FILE, json.dumps({"key": synth_key,
+                                                        "wall_time_s": synth_time}) + "\n")
     finally:
         shutil.rmtree(run, ignore_errors=True)
 
     _write_atomic(work / _REPORT_MD, format_report_markdown(report))
     _write_atomic(report_path, json.dumps(report.to_json(), indent=2) + "\n")
     return report
+
+
+def _run_yosys(run: Path, log_path: Path, *, top: str, source: Path,
+               timeout_s: float | None) -> tuple[str, float]:
+    """Run the script in ``run``; return the log text and the wall time."""
+    started = time.perf_counter()
+    command = [*yosys_command(), "-q", "-l", _LOG_FILE, "-s", _SCRIPT_FILE]
+    try:
+        with open(run / _STDOUT_FILE, "wb") as stdout:
+            proc = subprocess.run(command, cwd=run, stdin=subprocess.DEVNULL,
+                                  stdout=stdout, stderr=subprocess.STDOUT,
+                                  timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        _keep_log(run, log_path)
+        raise SynthError(f"yosys timed out after {timeout_s} s on {top!r}; "
+                         f"see {log_path}") from None
+    except OSError as error:
+        raise SynthError(f"cannot run yosys ({shlex.join(command[:1])}): {error}") from None
+    log_text = _keep_log(run, log_path)
+    if proc.returncode != 0:
+        reason = _first_error(log_text) or _tail(run / _STDOUT_FILE)
+        raise SynthError(f"yosys failed on {top!r} from {source.name} "
+                         f"(exit {proc.returncode}): {reason}; see {log_path}")
+    return log_text, time.perf_counter() - started
 
 
 def _keep_log(run: Path, log_path: Path) -> str:

@@ -5,7 +5,9 @@
 
 - one clock on the ``clk`` port (a virtual clock for designs without one), inputs
   arriving and outputs required at the clock edge (input/output delay 0), so paths
-  from and to ports count as one full cycle, like register-to-register paths;
+  from and to ports count as one full cycle, like register-to-register paths; paths
+  from the synchronous reset port ``rst`` are false paths (its fan-out tree is built
+  in place and route, like the ideal clock tree);
 - the critical path delay is ``period - slack`` of the worst path (arrival plus the
   setup time of the end point); Fmax is its inverse;
 - power at the clock period: vectorless (every input port toggles ``input_activity``
@@ -137,6 +139,10 @@ def _script(*, netlist: str, liberty: str, top: str, period: float, clock_port: 
     lines += [
         "set_input_delay 0 -clock clk $inputs",
         "set_output_delay 0 -clock clk [all_outputs]",
+        # The reset tree is buffered in place and route, like the (ideal) clock tree:
+        # synthesis leaves one gate driving every flop of an array, whose delay is not a
+        # property of the datapath.
+        "if {[llength [get_ports -quiet rst]] > 0} { set_false_path -from [get_ports rst] }",
     ]
     if output_load is not None:
         lines.append(f"set_load {output_load:.6g} [all_outputs]")
