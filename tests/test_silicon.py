@@ -392,3 +392,22 @@ def test_synth_does_not_import_sim():
             continue
         text = path.read_text()
         assert not re.search(r"^\s*(from|import)\s+mxsf\.sim\b", text, re.M), path.name
+
+
+@needs_osu
+def test_analysis_change_reuses_the_yosys_outputs(designs, tmp_path):
+    first = synthesize(designs["pipe4"], "pipe4", out_dir=tmp_path, lib="osu018")
+    work = Path(first.work_dir)
+    data = json.loads((work / "report.json").read_text())
+    data["flow_key"] = "stale"                     # as after an edit of the STA code
+    (work / "report.json").write_text(json.dumps(data))
+    log = work / "yosys.log"
+    mtime = log.stat().st_mtime_ns
+    again = synthesize(designs["pipe4"], "pipe4", out_dir=tmp_path, lib="osu018")
+    assert not again.cached and log.stat().st_mtime_ns == mtime
+    assert again.wall_time_s == first.wall_time_s
+    assert (again.area_ge, again.delay_ps, again.power) == (first.area_ge, first.delay_ps, first.power)
+    (work / "report.json").write_text(json.dumps(data))
+    (work / "yosys.key").write_text("{}")          # no valid stamp: Yosys runs again
+    synthesize(designs["pipe4"], "pipe4", out_dir=tmp_path, lib="osu018")
+    assert log.stat().st_mtime_ns != mtime
