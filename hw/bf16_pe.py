@@ -43,12 +43,20 @@ class BF16Multiplier(MXComponent):
     only when it leaves float32's range (subnormal results, overflow to Inf).
     NaN inputs and Inf x 0 give the canonical qNaN; Inf x non-zero gives Inf.
 
+    Parameters
+    ----------
+    None.
+
     Members
     -------
     a, b : In(BFloat16)
         The operands.
     o : Out(32)
         binary32 bits of ``a * b`` (a :class:`~mxsf.hw.layouts.Float32` encoding).
+
+    Raises
+    ------
+    Nothing: the unit has no parameters.
 
     Latency
     -------

@@ -5,7 +5,7 @@ from the golden format table (element codes), so the hardware and the golden mod
 one set of numbers. Fields are listed LSB first; the bit positions are those of the
 standard encodings (a ``Float32`` is the IEEE-754 word, an ``E8M0`` the scale byte).
 
-The encoding structs accept their raw bit pattern as a constant (``Float32.const(0x3F800000)``,
+The encoding structs (:class:`Encoding`) accept their raw bit pattern as a constant (``Float32.const(0x3F800000)``,
 ``E8M0.const(127)``, e.g. in ``ctx.set``), as well as a mapping of fields.
 """
 
@@ -17,11 +17,13 @@ from mxsf.golden.constants import (BF16_MAN_BITS, E8M0_BIAS, E8M0_BITS, E8M0_NAN
                                    F32_EXP_SPECIAL, F32_MAN_BITS)
 from mxsf.golden.formats import FormatKind, get_format
 
-__all__ = ["Float32", "BFloat16", "E8M0", "element_layout"]
+__all__ = ["Encoding", "Float32", "BFloat16", "E8M0", "element_layout"]
 
 
-class _Encoding(data.Struct):
-    """Base of the encoding structs: a constant may also be given as the raw bit pattern."""
+class Encoding(data.Struct):
+    """Base of the encoding structs (:class:`Float32`, :class:`BFloat16`, :class:`E8M0`): one
+    encoded number whose fields are views of its bits. A constant may also be given as the
+    raw bit pattern; a bit-level codec may treat an ``Encoding`` as one integer leaf."""
 
     @classmethod
     def const(cls, init):
@@ -52,7 +54,7 @@ class _IEEEFields:
         return Mux(self.exponent == 0, 1, self.exponent)
 
 
-class Float32(_IEEEFields, _Encoding):
+class Float32(_IEEEFields, Encoding):
     """IEEE-754 binary32: 23-bit ``mantissa``, 8-bit biased ``exponent``, ``sign`` (32 bits)."""
 
     mantissa: F32_MAN_BITS
@@ -60,7 +62,7 @@ class Float32(_IEEEFields, _Encoding):
     sign:     1
 
 
-class BFloat16(_IEEEFields, _Encoding):
+class BFloat16(_IEEEFields, Encoding):
     """bfloat16 (the top half of a binary32): 7-bit ``mantissa``, 8-bit ``exponent``, ``sign``."""
 
     mantissa: BF16_MAN_BITS
@@ -68,7 +70,7 @@ class BFloat16(_IEEEFields, _Encoding):
     sign:     1
 
 
-class E8M0(_Encoding):
+class E8M0(Encoding):
     """The E8M0 shared scale (SPEC.md 2): one byte ``biased``, value ``2^(biased - 127)``,
     ``0xFF`` is NaN."""
 

@@ -14,7 +14,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, E8M0_MAX_EXP, E8M0_NAN, F32_BIAS,
+from mxsf.golden.constants import (E8M0_BITS, E8M0_MAX_EXP, E8M0_NAN, F32_BIAS,
                                    F32_EXP_BITS, F32_MAN_BITS)
 from mxsf.golden.formats import ElementFormat, FormatKind, get_format
 from mxsf.golden.params import MAX_LANES, MAX_TILE_DIM, check_divisor, check_int
