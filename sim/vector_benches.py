@@ -45,7 +45,8 @@ from .vectors import (CYCLE_BITS, Encoding, FieldLayout, Records, VectorSim, bui
 __all__ = [
     "Expected", "VectorCase", "VectorResult", "leaf_fields", "design_leaf_layout",
     "pe_dots_case", "pe_random_case", "pe_pairs_case", "pe_beats_case", "bf16_pe_case",
-    "array_tiles_beats", "array_case", "array_results", "run_case", "check_records",
+    "array_tiles_beats", "array_case", "array_results", "maxexp_case", "requant_case",
+    "run_case", "check_records",
 ]
 
 DRAIN = 4          # idle cycles after the last expected output (as the cocotb harness)
@@ -80,7 +81,7 @@ def design_leaf_layout(component, line: FieldLayout) -> FieldLayout:
         stream, _, what = name.partition("__")
         member = members.get(stream) if what == "payload" else None
         if member is not None and member.is_signature and "payload" in member.signature.members:
-            out += [(f"{stream}.{leaf}", offset + o, w)
+            out += [(f"{stream}{leaf}" if leaf.startswith("[") else f"{stream}.{leaf}", offset + o, w)
                     for leaf, o, w in leaf_fields(member.signature.members["payload"].shape)]
         else:
             out.append((name, offset, width))
@@ -726,3 +727,117 @@ def array_results(case: VectorCase, got: Records, grid: tuple[int, int]) -> np.n
         raise AssertionError(f"{len(m)} result rows recorded, {mt * nt * rows} expected")
     c = np.stack([field_values(m, *out.field(f"o.c[{j}]")) for j in range(cols)], axis=1).astype(np.uint32)
     return c.reshape(mt, nt, rows, cols).transpose(0, 2, 1, 3).reshape(mt * rows, nt * cols)
+
+
+# ----------------------------------------------------------------------------------------
+# Max-exponent finder and tile re-quantizer (input ready, output ready)
+
+
+def _stream_ready_case(design, component, name, beats: np.ndarray, *, seed, idle_prob, stall_prob,
+                       n_cycles_extra: int, model, out_values) -> VectorCase:
+    """Case of a block with streams ``i`` (held) and ``o`` (seeded back-pressure on
+    ``o__ready``): ``beats`` (n, lanes) float32 bit patterns; ``model(trace)`` a cycle
+    model over :class:`~mxsf.golden.requant_model.StreamCycle`; ``out_values(o)`` the
+    leaf values of an expected output payload."""
+    from mxsf.golden.requant_model import StreamCycle
+
+    if not 0.0 <= stall_prob < 1.0:
+        raise ValueError(f"stall_prob must be within [0, 1), not {stall_prob!r}")
+    rng = np.random.default_rng([seed, 0x5ea])
+    n_beats, lanes = beats.shape
+    line = input_layout(design.ports, "i")
+    leaf = design_leaf_layout(component, line)
+    gaps = _gaps(rng, n_beats, idle_prob, 3)
+    lines, _ = _spread(rng, leaf, {f"i[{k}]": beats[:, k] for k in range(lanes)}, n_beats, gaps, 0, "i__valid")
+    body = len(lines)
+    # a stall stretches the run by 1/(1 - p); the last beats then drain without stalls
+    n_cycles = int(body / (1.0 - stall_prob)) + 4 * int(np.sqrt(body) + 1) + n_cycles_extra
+    o_ready = (rng.random(n_cycles) >= stall_prob).astype(np.uint64)
+    o_ready[int(body / (1.0 - stall_prob)) + 2 * int(np.sqrt(body) + 1):] = 1     # release, then drain
+    cyc_layout = FieldLayout.of([("o__ready", 1)])
+    cycle_stimulus = pack_fields(cyc_layout, n_cycles, {"o__ready": o_ready})
+    out = output_layout(design.ports)
+    out_leaf = design_leaf_layout(component, out)
+    vo, _ = line.field("i__valid")
+
+    def expect(got: Records) -> Expected:
+        driven, _ = _held_trace(got, lines, line, n_cycles, "i__valid", "i__ready", out)
+        trace = []
+        for c in range(n_cycles):
+            d = driven[c]
+            if d >= 0 and field_int(lines[d], vo, 1):
+                trace.append(StreamCycle(tuple(int(x) for x in beats_of_line[d]), bool(o_ready[c])))
+            else:
+                trace.append(StreamCycle(None, bool(o_ready[c])))
+        res = model(trace)
+        i_ready = np.array([r.i_ready for r in res], np.uint64)
+        valid = np.array([r.o is not None for r in res], np.uint64)
+        vals = {"i__ready": i_ready, "o__valid": valid}
+        per = [out_values(r.o) if r.o is not None else None for r in res]
+        keys = next((p.keys() for p in per if p is not None), [])
+        for k in keys:
+            vals[k] = np.array([p[k] if p is not None else 0 for p in per], np.uint64)
+        event = valid.astype(bool) | ~i_ready.astype(bool)
+        event[0] = True
+        cyc = np.flatnonzero(event)
+        matrix = pack_fields(out_leaf, len(cyc), {**{k: v[cyc] for k, v in vals.items()},
+                                                  "cycle": cyc.astype(np.uint64)})
+        return Expected(cyc.astype(np.int64), matrix, _out_masks(out, matrix))
+
+    # the lanes of every stimulus line (idle lines included, never used)
+    beats_of_line = np.stack([field_values(lines, *leaf.field(f"i[{k}]")) for k in range(lanes)], axis=1)
+
+    def line_of_cycle(got: Records, cycle: int):
+        if cycle < 0:
+            return None
+        driven, _ = _held_trace(got, lines, line, n_cycles, "i__valid", "i__ready", out)
+        return int(driven[cycle]) if cycle < n_cycles and driven[cycle] >= 0 else None
+
+    return VectorCase(name=name, design=design, component=component, stimulus=lines, expect=expect,
+                      seed=seed, beats=n_beats, cycles=n_cycles, held="i", cycle_stimulus=cycle_stimulus,
+                      line_of_cycle=line_of_cycle)
+
+
+def maxexp_case(design: BuiltDesign, component, groups: Sequence, *, seed: int, idle_prob: float = 0.25,
+                stall_prob: float = 0.3, name: str = "groups") -> VectorCase:
+    """Max-exponent finder case: ``groups`` of ``n`` float32 bit patterns (e.g.
+    ``maxexp_tests.random_group_bits``), expected from
+    :func:`~mxsf.golden.requant_model.maxexp_cycle_model`."""
+    from mxsf.golden.requant_model import maxexp_cycle_model
+
+    p = dict(design.params)
+    n = p["n"]
+    lanes = p.get("lanes") or n
+    beats = np.asarray(groups, np.uint64).reshape(-1, lanes)
+    return _stream_ready_case(
+        design, component, name, beats, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
+        n_cycles_extra=design.latency + DRAIN,
+        model=lambda tr: maxexp_cycle_model(tr, n=n, lanes=lanes, latency=design.latency),
+        out_values=lambda o: {"o.max_exp": o.max_exp, "o.any_nan_inf": int(o.any_nan_inf),
+                              "o.all_zero": int(o.all_zero)})
+
+
+def requant_case(design: BuiltDesign, component, tiles: Sequence, *, seed: int, idle_prob: float = 0.2,
+                 stall_prob: float = 0.3, name: str = "tiles") -> VectorCase:
+    """Tile re-quantizer case: ``tiles`` of ``rows * cols`` float32 bit patterns
+    (row-major, e.g. ``requant_tests.random_tile_bits``), expected from
+    :func:`~mxsf.golden.requant_model.requant_cycle_model`."""
+    from mxsf.golden.requant_model import requant_cycle_model
+
+    p = dict(design.params)
+    rows, cols = p.get("rows", 32), p.get("cols", 32)
+    lanes = p.get("lanes") or cols
+    fmt = get_format(p["fmt"]).name
+    beats = np.asarray(tiles, np.uint64).reshape(-1, lanes)
+
+    def out_values(o):
+        v = {"o.scale": o.scale, "o.first": int(o.first), "o.last": int(o.last)}
+        v.update({f"o.codes[{k}]": c for k, c in enumerate(o.codes)})
+        return v
+
+    return _stream_ready_case(
+        design, component, name, beats, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
+        n_cycles_extra=design.latency + 2 * rows * cols // lanes + DRAIN,
+        model=lambda tr: requant_cycle_model(tr, fmt=fmt, rows=rows, cols=cols, lanes=lanes,
+                                             latency=design.latency),
+        out_values=out_values)
