@@ -167,6 +167,7 @@ class VectorResult:
     check_seconds: float
     build_seconds: float
     run_dir: Path
+    sim_cpu_seconds: float = 0.0
 
     def check(self) -> VectorResult:
         """Raise AssertionError with the report unless passed."""
@@ -318,7 +319,7 @@ def run_case(case: VectorCase, sim: Simulator = "verilator", *, encoding: Encodi
     start = time.monotonic()
     passed, report, compared = check_records(case, got, sim)
     return VectorResult(case.name, sim, passed, report, case.beats, len(got.cycles), compared, case.cycles,
-                        got.seconds, time.monotonic() - start, vsim.build_seconds, run_dir)
+                        got.seconds, time.monotonic() - start, vsim.build_seconds, run_dir, got.cpu_seconds)
 
 
 # ----------------------------------------------------------------------------------------
