@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_COMMAND_MODULES = ("cli_hw", "cli_synth", "cli_accuracy", "cli_demo")
+_COMMAND_MODULES = ("cli_hw", "cli_synth", "cli_accuracy", "cli_demo", "cli_infer")
 """Modules of further commands; each has ``register(subparsers)``. A module that does
 not exist (yet) is skipped."""
 _COMMAND_MODULES = tuple(n for n in _COMMAND_MODULES if importlib.util.find_spec(f"mxsf.{n}") is not None)

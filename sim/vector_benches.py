@@ -168,6 +168,7 @@ class VectorResult:
     build_seconds: float
     run_dir: Path
     sim_cpu_seconds: float = 0.0
+    got: Records | None = field(default=None, repr=False)
 
     def check(self) -> VectorResult:
         """Raise AssertionError with the report unless passed."""
@@ -319,7 +320,7 @@ def run_case(case: VectorCase, sim: Simulator = "verilator", *, encoding: Encodi
     start = time.monotonic()
     passed, report, compared = check_records(case, got, sim)
     return VectorResult(case.name, sim, passed, report, case.beats, len(got.cycles), compared, case.cycles,
-                        got.seconds, time.monotonic() - start, vsim.build_seconds, run_dir, got.cpu_seconds)
+                        got.seconds, time.monotonic() - start, vsim.build_seconds, run_dir, got.cpu_seconds, got)
 
 
 # ----------------------------------------------------------------------------------------
@@ -677,10 +678,11 @@ def array_case(design: BuiltDesign, component, values: dict, n_beats: int, *, se
         drv_last = field_values(lines[d], lo, 1).astype(bool) & (driven >= 0)
         spacing = last_spacing_ready(list(zip(drv_valid.tolist(), drv_last.tolist())), rows)
         trace = [None] * n_cycles
+        offs = {nm: (o, w) for nm, o, w in leaf.fields}
         acc_cycles = np.flatnonzero(np.array([a for _, a in spacing], bool))
         for c in acc_cycles:
-            row = lines[driven[c]]
-            get = lambda nm: field_int(row, *leaf.field(nm))         # noqa: E731
+            word = int.from_bytes(bytes(lines[driven[c]]), "little")
+            get = lambda nm: (word >> offs[nm][0]) & ((1 << offs[nm][1]) - 1)     # noqa: E731
             trace[c] = ArrayBeat(
                 a=[[get(f"i.a[{i}][{l}]") for l in range(lanes)] for i in range(rows)],
                 b=[[get(f"i.b[{j}][{l}]") for l in range(lanes)] for j in range(cols)],
