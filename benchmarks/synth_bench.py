@@ -6,7 +6,7 @@ the ``array`` design exists), and the area of the PE per element format.
 2. A 4x4 array of MXSF PEs (block 32, ``--array-lanes`` lanes), if available.
 3. PE area for every element format (block 32, 32 lanes) and the BF16 PE (1 lane), in
    parallel: GE, GE per MAC/cycle, ratio to the BF16 PE and to the MXFP8 E4M3 PE (and
-   the SQNR of mxsf.golden.accuracy when it exists).
+   the SQNR of mxsf.studies.accuracy when it exists).
 
 Results are cached under the synthesis folder (default build/synth): a re-run takes
 seconds. ``--no-cache`` reruns everything. Exits 1 if a sanity check fails (every area
@@ -23,9 +23,8 @@ import platform
 import sys
 import time
 
-from mxsf.cli import table
+from mxsf.cli.common import table
 from mxsf.golden import ELEMENT_FORMATS
-from mxsf.hw.registry import DESIGNS
 from mxsf.synth.compare import (ProgressBar, compare_rows, load_accuracy, make_job,
                                 plan_compare, run_jobs)
 
@@ -62,18 +61,10 @@ def main(argv=None) -> int:
     pe = make_job("pe", {"fmt": "mxsf", "block_size": BLOCK, "lanes": LANES})
     elapsed, result = _time_one(pe, args)
     print(_timing_line(f"MX PE mxsf, block {BLOCK}, {LANES} lanes", elapsed, result))
-    array = DESIGNS["array"]
-    if array.available:
-        try:
-            job = make_job("array", {"fmt": "mxsf", "rows": 4, "cols": 4, "block_size": BLOCK,
-                                     "lanes": args.array_lanes})
-        except ValueError as error:
-            print(f"4x4 array: parameters rejected: {error}")
-        else:
-            elapsed, result = _time_one(job, args)
-            print(_timing_line(f"4x4 array of mxsf PEs, {args.array_lanes} lanes", elapsed, result))
-    else:
-        print("4x4 array: the 'array' design is not available yet (mxsf.hw.systolic); skipped")
+    job = make_job("array", {"fmt": "mxsf", "rows": 4, "cols": 4, "block_size": BLOCK,
+                             "lanes": args.array_lanes})
+    elapsed, result = _time_one(job, args)
+    print(_timing_line(f"4x4 array of mxsf PEs, {args.array_lanes} lanes", elapsed, result))
 
     print(f"\n== PE area per element format (block {BLOCK}, {LANES} lanes; BF16 PE 1 lane)\n")
     jobs = plan_compare(["pe"], list(ELEMENT_FORMATS), block_size=BLOCK, lanes=LANES)

@@ -15,12 +15,15 @@ E2M5 from 1 up); INT8 is one all-subnormal segment (a fixed-point grid of 2^-6).
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 __all__ = [
+    "FormatKind",
+    "Specials",
     "ElementFormat",
     "Segment",
     "FORMATS",
@@ -30,6 +33,27 @@ __all__ = [
     "format_names",
     "decode",
 ]
+
+
+class FormatKind(str, enum.Enum):
+    """How a code's bits are read: the codec of the format.
+
+    ``FP`` and ``INT`` need nothing but their table row; a new kind (a format that is
+    neither plain FP nor INT) brings its codec: a value function here, its encoder
+    segments, and its branch of :class:`mxsf.hw.formats.ElementDecoder`.
+    """
+
+    FP = "fp"        #: sign | exponent | mantissa, IEEE-like subnormals
+    INT = "int"      #: two's complement fixed point, value = code x 2^-(bits-2)
+    MXSF = "mxsf"    #: MX-SAFE: E2M5, whose exponent-0 codes re-read as an E3M2 float
+
+
+class Specials(str, enum.Enum):
+    """Which codes are not finite numbers."""
+
+    NONE = "-"              #: every code is a number
+    NAN_MAX_CODE = "NaN"    #: OCP E4M3: only S.1111.111 is NaN; no Inf
+    IEEE = "NaN,Inf"        #: all-ones exponent: Inf when the mantissa is 0, else NaN
 
 
 @dataclass(frozen=True)
@@ -56,9 +80,8 @@ class ElementFormat:
     ----------
     name : str
         Canonical name (``fp8_e4m3``, ..., ``mxsf``, ``bf16``).
-    kind : str
-        ``"fp"`` (sign/exponent/mantissa), ``"int"`` (two's complement fixed point)
-        or ``"mxsf"`` (two-mode MX-SAFE element).
+    kind : FormatKind
+        How the code is read (the format's codec).
     bits : int
         Code width.
     exp_bits, man_bits : int
@@ -67,22 +90,34 @@ class ElementFormat:
         Exponent bias (0 for INT8 and MXSF, whose values are given in SPEC.md).
     emax_elem : int
         Unbiased exponent of the largest value (SPEC.md section 1).
-    has_inf, has_nan : bool
-        Whether some codes are Inf / NaN.
+    specials : Specials
+        Which codes are NaN / Inf.
     ocp_name : str or None
         The OCP MX name (``mxfp8_e4m3``, ...), accepted as an alias.
+    is_element : bool
+        An MX element format (False only for the bf16 baseline).
     """
 
     name: str
-    kind: str
+    kind: FormatKind
     bits: int
     exp_bits: int
     man_bits: int
     bias: int
     emax_elem: int
-    has_inf: bool
-    has_nan: bool
+    specials: Specials
     ocp_name: str | None = None
+    is_element: bool = True
+
+    @property
+    def has_inf(self) -> bool:
+        """Whether some codes are +/-Inf."""
+        return self.specials is Specials.IEEE
+
+    @property
+    def has_nan(self) -> bool:
+        """Whether some codes are NaN."""
+        return self.specials is not Specials.NONE
 
     # -- derived tables -------------------------------------------------------------
 
@@ -125,8 +160,8 @@ class ElementFormat:
     @cached_property
     def int_values(self) -> np.ndarray:
         """int64 significand of every code: value = int_values[code] * 2^lsb_exp (0 for NaN/Inf)."""
-        if self.name == "bf16":
-            raise ValueError("bf16 is not an MX element format: it has no integer significand table")
+        if not self.is_element:
+            raise ValueError(f"{self.name} is not an MX element format: it has no integer significand table")
         v = self.values
         out = np.zeros(v.shape, dtype=np.int64)
         fin = np.isfinite(v)
@@ -152,18 +187,18 @@ class ElementFormat:
     @property
     def has_neg_zero(self) -> bool:
         """Whether the sign bit with magnitude 0 is a distinct (negative) zero."""
-        return self.kind != "int"
+        return self.kind is not FormatKind.INT
 
     @cached_property
     def segments(self) -> tuple[Segment, ...]:
         """The encoder's staircase description (see module docstring)."""
-        if self.kind == "fp":
+        if self.kind is FormatKind.FP:
             emin = 1 - self.bias
             return (Segment(ky_lo=-(1 << 30), emin=emin, man_bits=self.man_bits),)
-        if self.kind == "int":
-            # value = n * 2^-6 for n in 0..127: an all-subnormal grid with quantum 2^-6.
-            return (Segment(ky_lo=-(1 << 30), emin=1, man_bits=7),)
-        if self.kind == "mxsf":
+        if self.kind is FormatKind.INT:
+            # value = n * 2^-(bits-2) for n < 2^(bits-1): an all-subnormal grid (INT8: quantum 2^-6).
+            return (Segment(ky_lo=-(1 << 30), emin=1, man_bits=self.man_bits),)
+        if self.kind is FormatKind.MXSF:
             return (
                 # E3M2 mode (exponent field 0): 2^(E-8) (1 + M/4), subnormals 2^-7 (M/4).
                 Segment(ky_lo=-(1 << 30), emin=-7, man_bits=2),
@@ -172,10 +207,21 @@ class ElementFormat:
             )
         raise ValueError(f"format {self.name!r} has no element encoder")
 
+    @property
+    def field_text(self) -> tuple[str, str, str]:
+        """(exponent bits, mantissa bits, bias) as shown in the format table."""
+        if self.kind is FormatKind.FP:
+            return str(self.exp_bits), str(self.man_bits), str(self.bias)
+        if self.kind is FormatKind.MXSF:
+            return "2|3", "5|2", "-"            # E2M5 mode | E3M2 mode
+        return "-", "-", "-"
+
     def describe(self) -> dict:
         """Plain-dict summary (for the CLI table and JSON sidecars)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d.update(max_value=self.max_value, min_value=self.min_value, lsb_exp=self.lsb_exp)
+        d.update(kind=self.kind.value, specials=self.specials.value, has_inf=self.has_inf,
+                 has_nan=self.has_nan, max_value=self.max_value, min_value=self.min_value,
+                 lsb_exp=self.lsb_exp)
         return d
 
 
@@ -191,12 +237,12 @@ def _fp_value(s, e, m, exp_bits, man_bits, bias):
 def _value_table(f: ElementFormat) -> np.ndarray:
     codes = np.arange(1 << f.bits, dtype=np.int64)
     s = (codes >> (f.bits - 1)) & 1
-    if f.kind == "int":
-        signed = np.where(codes >= 128, codes - 256, codes)
-        return signed.astype(np.float64) / 64.0
+    if f.kind is FormatKind.INT:
+        signed = np.where(s != 0, codes - (1 << f.bits), codes)
+        return np.ldexp(signed.astype(np.float64), 1 - f.man_bits)
     e = (codes >> f.man_bits) & ((1 << f.exp_bits) - 1)
     m = codes & ((1 << f.man_bits) - 1)
-    if f.kind == "mxsf":
+    if f.kind is FormatKind.MXSF:
         wide = np.ldexp(1.0 + m / 32.0, e - 1)  # E2M5 mode, e != 0
         E = (m >> 2) & 7
         M = m & 3
@@ -205,36 +251,44 @@ def _value_table(f: ElementFormat) -> np.ndarray:
         return np.where(s != 0, -mag, mag)
     v = _fp_value(s, e, m, f.exp_bits, f.man_bits, f.bias)
     emax_field = (1 << f.exp_bits) - 1
-    if f.name == "fp8_e4m3":  # OCP E4M3: S.1111.111 is NaN, no Inf
-        v = np.where((e == emax_field) & (m == 7), np.nan, v)
-    elif f.has_inf:  # IEEE-like (E5M2, BF16): all-ones exponent is Inf/NaN
+    if f.specials is Specials.NAN_MAX_CODE:  # OCP E4M3: S.1111.111 is NaN, no Inf
+        v = np.where((e == emax_field) & (m == (1 << f.man_bits) - 1), np.nan, v)
+    elif f.specials is Specials.IEEE:  # IEEE-like (E5M2, BF16): all-ones exponent is Inf/NaN
         special = np.where(m == 0, np.where(s != 0, -np.inf, np.inf), np.nan)
         v = np.where(e == emax_field, special, v)
     return v
 
 
-# name: (kind, bits, exp_bits, man_bits, bias, emax_elem, has_inf, has_nan, ocp alias)
+_FP, _INT, _MXSF = FormatKind.FP, FormatKind.INT, FormatKind.MXSF
+_NO, _E4M3_NAN, _IEEE = Specials.NONE, Specials.NAN_MAX_CODE, Specials.IEEE
+
+# The format table (SPEC.md section 1). Adding a plain FP or INT element format is one row.
+# name:        (kind,  bits, exp_bits, man_bits, bias, emax_elem, specials,   OCP alias)
 _TABLE = {
-    "fp8_e4m3": ("fp", 8, 4, 3, 7, 8, False, True, "mxfp8_e4m3"),
-    "fp8_e5m2": ("fp", 8, 5, 2, 15, 15, True, True, "mxfp8_e5m2"),
-    "fp6_e3m2": ("fp", 6, 3, 2, 3, 4, False, False, "mxfp6_e3m2"),
-    "fp6_e2m3": ("fp", 6, 2, 3, 1, 2, False, False, "mxfp6_e2m3"),
-    "fp4_e2m1": ("fp", 4, 2, 1, 1, 2, False, False, "mxfp4_e2m1"),
-    "int8": ("int", 8, 0, 7, 0, 0, False, False, "mxint8"),
-    "fp8_e2m5": ("fp", 8, 2, 5, 1, 2, False, False, None),
-    "mxsf": ("mxsf", 8, 2, 5, 0, 2, False, False, None),
-    "bf16": ("fp", 16, 8, 7, 127, 127, True, True, None),
+    "fp8_e4m3": (_FP,   8, 4, 3, 7, 8, _E4M3_NAN, "mxfp8_e4m3"),
+    "fp8_e5m2": (_FP,   8, 5, 2, 15, 15, _IEEE, "mxfp8_e5m2"),
+    "fp6_e3m2": (_FP,   6, 3, 2, 3, 4, _NO, "mxfp6_e3m2"),
+    "fp6_e2m3": (_FP,   6, 2, 3, 1, 2, _NO, "mxfp6_e2m3"),
+    "fp4_e2m1": (_FP,   4, 2, 1, 1, 2, _NO, "mxfp4_e2m1"),
+    "int8":     (_INT,  8, 0, 7, 0, 0, _NO, "mxint8"),
+    "fp8_e2m5": (_FP,   8, 2, 5, 1, 2, _NO, None),
+    "mxsf":     (_MXSF, 8, 2, 5, 0, 2, _NO, None),
+}
+_BASELINES = {
+    "bf16":     (_FP,  16, 8, 7, 127, 127, _IEEE, None),
 }
 
 FORMATS: dict[str, ElementFormat] = {
-    name: ElementFormat(name, *row[:-1], ocp_name=row[-1]) for name, row in _TABLE.items()
+    **{name: ElementFormat(name, *row[:-1], ocp_name=row[-1]) for name, row in _TABLE.items()},
+    **{name: ElementFormat(name, *row[:-1], ocp_name=row[-1], is_element=False)
+       for name, row in _BASELINES.items()},
 }
 """Canonical name -> format, in SPEC.md order."""
 
 ALIASES: dict[str, str] = {f.ocp_name: n for n, f in FORMATS.items() if f.ocp_name}
 """OCP names accepted wherever a format is named."""
 
-ELEMENT_FORMATS: tuple[str, ...] = tuple(n for n in FORMATS if n != "bf16")
+ELEMENT_FORMATS: tuple[str, ...] = tuple(n for n, f in FORMATS.items() if f.is_element)
 """The MX element formats (bf16 is only the baseline)."""
 
 
@@ -265,9 +319,9 @@ def get_format(fmt, *, element_only: bool = False, param: str = "fmt") -> Elemen
         f = FORMATS[key]
     else:
         raise ValueError(f"{param} must be a format name (str), not {fmt!r}")
-    if element_only and f.name == "bf16":
+    if element_only and not f.is_element:
         allowed = ", ".join(format_names(include_bf16=False, include_aliases=True))
-        raise ValueError(f"{param} must be an MX element format ({allowed}); not 'bf16'")
+        raise ValueError(f"{param} must be an MX element format ({allowed}); not {f.name!r}")
     return f
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from .formats import ElementFormat, get_format
-from .quantize import NAN_SCALE, MXArray, as_float32
+from .constants import E8M0_BIAS, E8M0_NAN, F32_CANONICAL_NAN
+from .quantize import MXArray, as_float32
 
 __all__ = [
     "matmul",
@@ -29,7 +30,7 @@ __all__ = [
     "CANONICAL_NAN_BITS",
 ]
 
-CANONICAL_NAN_BITS = 0x7FC00000
+CANONICAL_NAN_BITS = F32_CANONICAL_NAN   # re-exported from mxsf.golden.constants
 _EXACT = float(1 << 53)
 
 
@@ -187,9 +188,9 @@ def matmul(qa: MXArray, qb: MXArray) -> np.ndarray:
     # scales per (block, row) and (block, col)
     sa = np.repeat(qa.scale_e8m0, qa.block_shape[0], axis=0)[:M].T.astype(np.int64)   # (nK, M)
     sb = np.repeat(qb.scale_e8m0, qb.block_shape[1], axis=1)[:, :N].astype(np.int64)  # (nK, N)
-    exp = (sa[:, :, None] - 127) + (sb[:, None, :] - 127) + fa.lsb_exp + fb.lsb_exp
+    exp = (sa[:, :, None] - E8M0_BIAS) + (sb[:, None, :] - E8M0_BIAS) + fa.lsb_exp + fb.lsb_exp
 
-    nan_scale = (sa[:, :, None] == NAN_SCALE) | (sb[:, None, :] == NAN_SCALE)
+    nan_scale = (sa[:, :, None] == E8M0_NAN) | (sb[:, None, :] == E8M0_NAN)
     d = _block_results(ca, cb, exp, nan_scale, fa, fb, kb, np.matmul)
     return _accumulate(d)
 
@@ -238,8 +239,8 @@ def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int) -> np.
     sb = np.asarray(scale_b).astype(np.int64).reshape(D, nK).T
     ca = ca.reshape(D, nK, block_size).transpose(1, 0, 2)            # (nK, D, bs)
     cb = cb.reshape(D, nK, block_size).transpose(1, 0, 2)
-    exp = (sa - 127) + (sb - 127) + 2 * f.lsb_exp
-    d = _block_results(ca, cb, exp, (sa == NAN_SCALE) | (sb == NAN_SCALE), f, f, block_size, _rowwise)
+    exp = (sa - E8M0_BIAS) + (sb - E8M0_BIAS) + 2 * f.lsb_exp
+    d = _block_results(ca, cb, exp, (sa == E8M0_NAN) | (sb == E8M0_NAN), f, f, block_size, _rowwise)
     return _accumulate(d)
 
 

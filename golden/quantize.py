@@ -23,7 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .formats import ElementFormat, get_format
+from .constants import E8M0_BIAS, E8M0_MAX_EXP, E8M0_MIN_EXP, E8M0_NAN, F32_ABS_MASK, F32_BIAS, F32_INF_BITS
+from .formats import ElementFormat, FormatKind, get_format
+from .params import MAX_QUANT_BLOCK, check_int
 
 __all__ = [
     "MXArray",
@@ -41,12 +43,11 @@ __all__ = [
     "check_block_size",
 ]
 
-NAN_SCALE = 0xFF
-"""E8M0 byte that encodes NaN."""
+NAN_SCALE = E8M0_NAN
+"""E8M0 byte that encodes NaN (re-exported from :mod:`mxsf.golden.constants`)."""
 
-_F32_EXP_INF = 0xFF
-_ABS_MASK = np.uint32(0x7FFFFFFF)
-_INF_BITS = np.uint32(0x7F800000)
+_ABS_MASK = np.uint32(F32_ABS_MASK)
+_INF_BITS = np.uint32(F32_INF_BITS)
 
 
 # ------------------------------------------------------------------------------------
@@ -61,10 +62,12 @@ def as_float32(x, param: str = "x") -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def check_block_size(n, param: str = "block_size", hi: int = 1 << 20) -> int:
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 1 <= n <= hi:
-        raise ValueError(f"{param} must be an integer in [1, {hi}], not {n!r}")
-    return int(n)
+def check_block_size(n, param: str = "block_size", hi: int = MAX_QUANT_BLOCK) -> int:
+    """A block or tile side: an integer in [1, hi] (ValueError otherwise, also for a non-integer)."""
+    try:
+        return check_int(param, n, 1, hi)
+    except TypeError:
+        raise ValueError(f"{param} must be an integer in [1, {hi}], not {n!r}") from None
 
 
 # ------------------------------------------------------------------------------------
@@ -99,8 +102,8 @@ def _encode_abs64(yabs: np.ndarray, negative: np.ndarray, f: ElementFormat) -> n
     mag = ((kk - emin) << man_bits) + n              # a carry of n moves to the next binade
     mag = np.minimum(mag, f.max_code)                # saturation
 
-    if f.kind == "int":
-        code = np.where(negative, (-mag) & 0xFF, mag)  # two's complement, no -0
+    if f.kind is FormatKind.INT:
+        code = np.where(negative, (-mag) & ((1 << f.bits) - 1), mag)  # two's complement, no -0
     else:
         code = mag | (negative.astype(np.int64) << (f.bits - 1))
     return code.astype(np.uint8 if f.bits <= 8 else np.uint16)
@@ -124,9 +127,8 @@ def encode_exact(v, exponent, fmt) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _encode_tables(name: str) -> tuple[np.ndarray, np.ndarray]:
+def _encode_tables(f: ElementFormat) -> tuple[np.ndarray, np.ndarray]:
     """Codes for every float32 class (top 16 bits) without and with sticky low bits."""
-    f = get_format(name)
     top = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
     tables = []
     for low in (0, 1):
@@ -146,7 +148,7 @@ def encode_scaled(y, fmt) -> np.ndarray:
     """
     f = get_format(fmt, element_only=True)   # bf16 keeps 8 fraction bits: not table-encodable
     u = as_float32(y, "y").view(np.uint32)
-    exact, sticky = _encode_tables(f.name)
+    exact, sticky = _encode_tables(f)
     idx = u >> np.uint32(16)
     return np.where((u & np.uint32(0xFFFF)) != 0, sticky[idx], exact[idx])
 
@@ -181,8 +183,8 @@ def block_max_exponent(x, axis=None) -> MaxExponent:
 def scale_from_max_exponent(max_exp, any_nan_inf, fmt) -> np.ndarray:
     """E8M0 scale bytes from max exponent fields (section 6): E = max(-127, maxexp - 127 - emax)."""
     f = get_format(fmt, element_only=True)
-    E = np.clip(np.asarray(max_exp, dtype=np.int64) - 127 - f.emax_elem, -127, 127)
-    return np.where(any_nan_inf, NAN_SCALE, E + 127).astype(np.uint8)
+    E = np.clip(np.asarray(max_exp, dtype=np.int64) - F32_BIAS - f.emax_elem, E8M0_MIN_EXP, E8M0_MAX_EXP)
+    return np.where(any_nan_inf, E8M0_NAN, E + E8M0_BIAS).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------
@@ -263,7 +265,7 @@ def _quantize_blocks(x32: np.ndarray, f: ElementFormat, block_shape: tuple) -> M
     red = tuple(range(1, 2 * len(shape), 2))
     mx = block_max_exponent(xb, axis=red)
     scale = scale_from_max_exponent(mx.max_exp, mx.any_nan_inf, f)
-    E = scale.astype(np.int32) - 127
+    E = scale.astype(np.int32) - E8M0_BIAS
     # 2^-E as float32: exact for E in [-127, 127] (2^-127 is a float32 subnormal).
     inv = np.ldexp(np.float32(1), -E).astype(np.float32)
     bshape = tuple(v for nb in nblk for v in (nb, 1))
@@ -334,7 +336,7 @@ def dequantize(q: MXArray) -> np.ndarray:
         raise ValueError(f"q must be an MXArray, not {type(q).__name__}")
     vals = q.fmt.values[q.codes.astype(np.int64)]
     s = q.scale_per_element()
-    out = np.ldexp(vals, s.astype(np.int64) - 127)
+    out = np.ldexp(vals, s.astype(np.int64) - E8M0_BIAS)
     out = np.where(s == NAN_SCALE, np.nan, out)
     return out.astype(np.float32)
 

@@ -118,7 +118,7 @@ def array_tile_results(trace, *, fmt, rows: int, cols: int, block_size: int, lan
 
     Returns a list of :class:`TileResult` (float32 bits, canonical NaN).
     """
-    bf16 = get_format(fmt).name == "bf16"
+    bf16 = not get_format(fmt).is_element
     out = []
     for cyc, blocks in array_dot_products(trace, block_size=block_size, lanes=lanes, bf16=bf16):
         if bf16:

@@ -37,7 +37,8 @@ from mxsf.golden.matmul import batched_dot
 from mxsf.golden.models import Beat, bf16_pe_cycle_model, pe_cycle_model
 from mxsf.golden.quantize import quantize
 
-from .design import BuiltDesign
+from mxsf.gen.built import BuiltDesign
+
 from .run import Simulator
 from .vectors import (CYCLE_BITS, Encoding, FieldLayout, Records, VectorSim, build_design_vector_sim,
                       field_int, field_values, format_value, input_layout, output_layout, pack_fields)
@@ -358,16 +359,6 @@ def _pe_params(design: BuiltDesign) -> tuple[str, int, int]:
     p = dict(design.params)
     bs = p.get("block_size", 32)
     return get_format(p["fmt"]).name, bs, p.get("lanes") or bs
-
-
-def _component(design: BuiltDesign, cls=None):
-    from mxsf.hw.registry import DESIGNS
-    if cls is None:
-        raise ValueError("component class required")
-    comp = cls.__new__(cls)
-    comp._MustUse__silence = True
-    comp.__init__(**design.params)
-    return comp
 
 
 def pe_dots_case(design: BuiltDesign, component, name: str, a_codes: Sequence[np.ndarray],

@@ -16,7 +16,8 @@ from typing import Sequence, TextIO
 
 import numpy as np
 
-from .build import build_verilog
+from mxsf.gen.verilog import build_verilog
+
 from .run import SIMULATORS, BuildError, Simulator, SimulatorUnavailable
 from .vector_benches import (VectorResult, array_case, bf16_pe_case, maxexp_case, pe_pairs_case, pe_random_case,
                              requant_case, run_case)
@@ -30,9 +31,8 @@ VECTOR_DESIGNS = ("pe", "bf16-pe", "maxexp", "requantizer", "array")
 BATCH = 250_000
 
 
-def _cases(spec, design, component, *, count: int, exhaustive: bool, seed: int):
+def _cases(name: str, design, component, *, count: int, exhaustive: bool, seed: int):
     """Yield (case name, thunk making the case) for a design."""
-    name = spec.name
     if name == "pe":
         from . import pe_stimulus as stim
 
@@ -97,13 +97,18 @@ def _leaves(prefix, value):
         yield prefix, int(value)
 
 
-def run_vector_regression(spec, params: dict, *, sims: Sequence[Simulator] = ("verilator",), count: int = 1000,
+def run_vector_regression(design, *, sims: Sequence[Simulator] = ("verilator",), count: int = 1000,
                           exhaustive: bool = False, seed: int | None = None, encoding: str = "bin",
                           root: str = "build", out: TextIO | None = None) -> int:
-    """Run the vector regression of registry design ``spec`` with constructor ``params``.
+    """Run the vector regression of a :class:`mxsf.gen.design.Design`.
 
     Parameters
     ----------
+    design : Design
+        From :func:`mxsf.gen.design.resolve_design` (e.g. ``resolve_design("pe", {...})``).
+    sims : sequence of "verilator", "icarus"
+    encoding : "bin" or "hex"
+        Stimulus file encoding (see :mod:`mxsf.sim.vectors`).
     count : int
         Random dot products (PE), tiles or groups.
     exhaustive : bool
@@ -121,8 +126,9 @@ def run_vector_regression(spec, params: dict, *, sims: Sequence[Simulator] = ("v
     ValueError
         A design without a vector regression, a bad simulator name or count.
     """
-    if spec.name not in VECTOR_DESIGNS:
-        raise ValueError(f"design must be one of {', '.join(VECTOR_DESIGNS)} for --vectors; not {spec.name!r}")
+    name = design.name
+    if name not in VECTOR_DESIGNS:
+        raise ValueError(f"design must be one of {', '.join(VECTOR_DESIGNS)} for --vectors; not {name!r}")
     for sim in sims:
         if sim not in SIMULATORS:
             raise ValueError(f"sims must be among {SIMULATORS}, not {sim!r}")
@@ -131,29 +137,28 @@ def run_vector_regression(spec, params: dict, *, sims: Sequence[Simulator] = ("v
     out = out if out is not None else sys.stdout
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (1 << 31))
-    component = spec.instantiate(**params)
-    top = getattr(component, "module_name", None) or spec.name.replace("-", "_")
-    design = build_verilog(spec.component_class, params, name=top, root=root)
+    component = design.probe()
+    built = build_verilog(design.component_class, design.params, name=design.top, root=root)
     passed = failed = 0
     for sim in sims:
-        for label, make in _cases(spec, design, component, count=count, exhaustive=exhaustive, seed=seed):
+        for label, make in _cases(name, built, component, count=count, exhaustive=exhaustive, seed=seed):
             start = time.monotonic()
             try:
                 case = make()
                 result: VectorResult = run_case(case, sim, encoding=encoding)
             except (SimulatorUnavailable, BuildError, VectorRunError) as exc:
-                print(f"FAIL {spec.name}.{label} [{sim}]: {exc}".replace("\n", "\n    "), file=out)
+                print(f"FAIL {name}.{label} [{sim}]: {exc}".replace("\n", "\n    "), file=out)
                 failed += 1
                 continue
             wall = time.monotonic() - start
             if result.passed:
                 rate = result.beats / max(result.sim_seconds, 1e-9)
-                print(f"PASS {spec.name}.{label} [{sim}] ({wall:.2f} s: {result.beats} beats, "
+                print(f"PASS {name}.{label} [{sim}] ({wall:.2f} s: {result.beats} beats, "
                       f"{case.results or result.compared_outputs} results checked, simulator {result.sim_seconds:.2f} s "
                       f"= {rate:,.0f} beats/s)", file=out)
                 passed += 1
             else:
-                print(f"FAIL {spec.name}.{label} [{sim}]: {result.report}".replace("\n", "\n    "), file=out)
+                print(f"FAIL {name}.{label} [{sim}]: {result.report}".replace("\n", "\n    "), file=out)
                 print(f"     rerun with --seed {seed}", file=out)
                 failed += 1
             out.flush()

@@ -64,8 +64,9 @@ from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .build import write_if_changed
-from .design import BuiltDesign, Port
+from mxsf.gen.built import BuiltDesign, Port
+from mxsf.gen.files import write_if_changed
+
 from .run import (VERILATOR_FLAGS, VERILATOR_MAKE_VARS, BuildError, Simulator, _check_simulator,
                   _locked, _log_tail, _short_hash, _tool_version)
 

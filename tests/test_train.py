@@ -1,4 +1,4 @@
-"""mxsf.golden.train and ``mxsf train-demo``: the MLP trained with MX matmuls."""
+"""mxsf.studies.train and ``mxsf train-demo``: the MLP trained with MX matmuls."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from mxsf.cli import main
 from mxsf.golden import MXArray, dequantize, quantize, quantize_tiles
-from mxsf.golden import train as tr
+from mxsf.studies import train as tr
 
 MX8 = ["fp8_e4m3", "fp8_e5m2", "int8", "fp8_e2m5", "mxsf"]
 

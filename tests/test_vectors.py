@@ -19,10 +19,11 @@ from mxsf.hw.systolic import SystolicArray
 from mxsf.sim import pe_stimulus as stim
 from mxsf.sim import vector_benches as vb
 from mxsf.sim import vectors
-from mxsf.sim.build import build_verilog, write_if_changed
-from mxsf.sim.design import Port
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.built import Port
+from mxsf.gen.files import write_if_changed
+from mxsf.gen.verilog import build_verilog
 from mxsf.sim.run import run_cocotb
+from simsupport import require_simulator
 from mxsf.sim.vector_benches import (array_case, array_results, array_tiles_beats, bf16_pe_case, maxexp_case,
                                      pe_beats_case, pe_pairs_case, pe_random_case, requant_case, run_case)
 

@@ -38,9 +38,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .formats import get_format
-from .matmul import bf16_matmul, matmul
-from .quantize import MXArray, check_block_size, quantize, quantize_tiles
+from mxsf.golden.formats import get_format
+from mxsf.golden.matmul import bf16_matmul, matmul
+from mxsf.golden.quantize import MXArray, check_block_size, quantize, quantize_tiles
 
 __all__ = [
     "FLOAT_ARITHMETICS",

@@ -27,9 +27,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .formats import ELEMENT_FORMATS, get_format
-from .matmul import to_bf16
-from .quantize import as_float32, check_block_size, dequantize, quantize, quantize_tiles
+from mxsf.golden.formats import ELEMENT_FORMATS, get_format
+from mxsf.golden.matmul import to_bf16
+from mxsf.golden.quantize import as_float32, check_block_size, dequantize, quantize, quantize_tiles
 
 __all__ = [
     "DISTRIBUTIONS",
