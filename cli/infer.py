@@ -71,8 +71,9 @@ class InferResult:
 
 
 def rtl_logits(params: dict, x: np.ndarray, fmt: str, blocking: str = "tile", *, sim: str = "verilator",
-               build_root: str = "build") -> InferResult:
-    """The forward pass of :func:`mxsf.studies.train` with both matmuls through the array."""
+               build_root: str = "build", rows: int = 4, cols: int = 4, lanes: int = 8) -> InferResult:
+    """The forward pass of :func:`mxsf.studies.train` with both matmuls through a
+    ``rows x cols`` array of ``lanes`` lanes (block 32)."""
     from mxsf.golden.matmul import matmul
     from mxsf.sim.rtl_infer import array_matmul
     from mxsf.studies import train as st
@@ -83,12 +84,13 @@ def rtl_logits(params: dict, x: np.ndarray, fmt: str, blocking: str = "tile", *,
         raise ValueError(f"fmt must be an MX element format for the array, not {fmt!r}")
     X, W1 = ar.operand(x), ar.operand(params["w1"])
     qa, qb = X.lhs(), W1.rhs()
-    m1 = array_matmul(qa, qb, sim=sim, build_root=build_root, name=f"infer-{blocking}-xw1")
+    dims = {"rows": rows, "cols": cols, "lanes": lanes}
+    m1 = array_matmul(qa, qb, sim=sim, build_root=build_root, name=f"infer-{blocking}-xw1", **dims)
     if not (m1.c.view(np.uint32) == matmul(qa, qb).view(np.uint32)).all():
         raise AssertionError(f"{ar.fmt}/{blocking}: the array's X @ W1 differs from golden matmul")
     h = np.maximum(m1.c + params["b1"], np.float32(0))
     H, W2 = ar.operand(h), ar.operand(params["w2"])
-    m2 = array_matmul(H.lhs(), W2.rhs(), sim=sim, build_root=build_root, name=f"infer-{blocking}-hw2")
+    m2 = array_matmul(H.lhs(), W2.rhs(), sim=sim, build_root=build_root, name=f"infer-{blocking}-hw2", **dims)
     z = (m2.c + params["b2"]).astype(np.float32)
     return InferResult(ar.fmt, blocking, z, golden_logits(params, x, ar.fmt, blocking), m1.beats + m2.beats,
                        m1.sim_seconds + m2.sim_seconds, time.monotonic() - t0)

@@ -55,7 +55,7 @@ def array_matmul(qa: MXArray, qb: MXArray, *, sim: Simulator = "verilator", buil
     AssertionError
         An array output differs from the cycle model (the mismatch report).
     """
-    from mxsf.hw.systolic import SystolicArray
+    from mxsf.gen.design import resolve_design
 
     fa, fb = get_format(qa.fmt), get_format(qb.fmt)
     if fa.name != fb.name:
@@ -64,9 +64,9 @@ def array_matmul(qa: MXArray, qb: MXArray, *, sim: Simulator = "verilator", buil
     if qb.block_shape[0] != bs or qa.block_shape not in ((1, bs), (bs, bs)) or qb.block_shape not in ((bs, 1), (bs, bs)):
         raise ValueError(f"qa and qb must be blocked along K with the same extent, not block shapes "
                          f"{qa.block_shape} and {qb.block_shape}")
-    params = {"fmt": fa, "rows": rows, "cols": cols, "block_size": bs, "lanes": lanes}
-    component = SystolicArray(**params)
-    design = build_verilog(SystolicArray, params, name=component.module_name, root=build_root)
+    resolved = resolve_design("array", {"fmt": fa, "rows": rows, "cols": cols, "block_size": bs, "lanes": lanes})
+    component = resolved.probe()
+    design = build_verilog(resolved.component_class, resolved.params, name=resolved.top, root=build_root)
     M, K = qa.codes.shape
     N = qb.codes.shape[1]
     Mp, Np = -(-M // rows) * rows, -(-N // cols) * cols

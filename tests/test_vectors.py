@@ -135,6 +135,31 @@ def test_pe_vectors_framing_multibeat(build_root, sim):
     assert r.compared_outputs > 20
 
 
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [("fp8_e5m2", 8), ("fp4_e2m1", 4), ("int8", 16)])
+def test_pe_vectors_multibeat_formats(build_root, fmt, lanes):
+    """Blocks of 32 over 2-8 beats for the widest (e5m2), narrowest (e2m1) and integer formats."""
+    require_simulator("verilator")
+    design, comp = _pe(build_root, fmt, 32, lanes)
+    rng = np.random.default_rng(10)
+    beats = (stim.framing_mx_beats(rng, fmt, block_size=32, lanes=lanes)
+             + stim.cancelling_mx_dots(rng, fmt, block_size=32, lanes=lanes, count=9))
+    run_case(pe_beats_case(design, comp, beats, seed=10, name="framing"), "verilator").check()
+    r = run_case(pe_random_case(design, comp, count=500, seed=10, max_blocks=6), "verilator").check()
+    assert r.compared_outputs == 500
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt", EIGHT_BIT)
+def test_pe_all_code_pairs_icarus_shipped_pe(build_root, fmt):
+    """Every code pair x 3 scale sets through the shipped 32-lane PE on Icarus (slow)."""
+    require_simulator("icarus")
+    design, comp = _pe(build_root, fmt, 32, 32)
+    run_case(pe_pairs_case(design, comp, seed=3, scales=stim.pair_scale_sets(fmt)), "icarus",
+             encoding="bin", timeout_s=6 * 3600).check()
+
+
 # ------------------------------------------------------------------------------------
 # A broken design fails with the scoreboard's report, on both simulators
 
