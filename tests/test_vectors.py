@@ -319,3 +319,32 @@ def test_vcd_of_the_dut(build_root, sim):
     assert "$enddefinitions" in text and re.search(r"\$var \S+ \d+ \S+ o__payload", text)
     with pytest.raises(ValueError, match=r"^vcd_path needs a testbench built with vcd=True$"):
         vectors.build_design_vector_sim(design, sim).run(st, run_dir, vcd_path=vcd)
+
+
+# ------------------------------------------------------------------------------------
+# CLI: mxsf test ... --vectors N
+
+
+def test_cli_vectors_bad_input(capsys):
+    from mxsf.cli.main import main
+
+    assert main(["test", "pe", "--fmt", "mxsf", "--vectors", "0"]) == 2
+    assert "--vectors: expected a positive integer" in capsys.readouterr().err
+    assert main(["test", "gemm", "--fmt", "mxsf", "--tile", "4", "4", "--block-size", "32", "--lanes", "8",
+                 "--dim", "128", "--vectors", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--vectors: design must be one of pe, bf16-pe, maxexp, requantizer, array" in err
+    assert main(["test", "pe", "--fmt", "mxsf", "--vectors", "10", "--count", "3"]) == 2
+
+
+@pytest.mark.sim
+def test_cli_vectors_pass_lines(capsys):
+    from mxsf.cli.main import main
+
+    require_simulator("icarus")
+    code = main(["test", "pe", "--fmt", "mxsf", "--block-size", "4", "--lanes", "4", "--vectors", "300",
+                 "--sim", "icarus", "--seed", "7"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert re.search(r"^PASS pe\.random_dots \[icarus\] \(.* 300 results checked", out, re.M), out
+    assert out.rstrip().endswith("1 passed, 0 failed")
