@@ -1,11 +1,12 @@
 """``mxsf infer``: the digits MLP's test-set inference with its matmuls through the RTL.
 
 ``mxsf infer [--formats F ...|all] [--blocking tile|1d|both] [--sim verilator|icarus]
-[--epochs E] [--seed S] [--limit N]`` trains the 64-128-10 MLP of
+[--epochs E] [--seed S] [--limit N] [--rows R] [--lanes L]`` trains the 64-128-10 MLP of
 :mod:`mxsf.studies.train` in float32, then for each MX format computes the test-set
 forward pass with weights and activations direct-cast to that format (square 32x32 tiles
 or 1D blocks of 32 along K) twice: with the golden model (``matmul``), and with both
-matmuls streamed through a generated 4x4 MX systolic array on the simulator
+matmuls streamed through a generated MX systolic array (``--rows`` x ``--rows``, default
+2x2, block 32, ``--lanes`` 8) on the simulator
 (:func:`mxsf.sim.rtl_infer.array_matmul`, every output row checked on every cycle). Biases
 and ReLU are the same float32 NumPy in both. It prints test accuracy and whether the logits
 are equal bit for bit; fp32 and bf16 rows are golden only. Exit status 1 if any logits
@@ -112,7 +113,8 @@ def _cmd_infer(args) -> int:
     failed = 0
     for fmt in fmts:
         for blocking in blockings:
-            r = rtl_logits(params, xte, fmt, blocking, sim=args.sim)
+            r = rtl_logits(params, xte, fmt, blocking, sim=args.sim, rows=args.rows, cols=args.rows,
+                           lanes=args.lanes)
             failed += not r.bit_exact
             rows.append([fmt, blocking, acc(r.golden), acc(r.logits), "yes" if r.bit_exact else "NO",
                          f"{r.beats}", f"{r.sim_seconds:.2f}"])
@@ -121,7 +123,7 @@ def _cmd_infer(args) -> int:
                   f"{'equal the golden model bit for bit' if r.bit_exact else 'DIFFER from the golden model'}",
                   flush=True)
     print(f"\ndigits MLP 64-128-10 trained in float32 ({args.epochs} epochs, seed {args.seed}), {len(yte)} test "
-          f"images, MX matmuls through a 4x4 array (block 32, 8 lanes) on {args.sim}:")
+          f"images, MX matmuls through a {args.rows}x{args.rows} array (block 32, {args.lanes} lanes) on {args.sim}:")
     print(table(["arithmetic", "blocks", "golden acc %", "RTL acc %", "logits bit-exact", "array beats",
                  "sim s"], rows))
     return 1 if failed else 0
@@ -136,4 +138,6 @@ def register(sub) -> None:
     s.add_argument("--epochs", type=positive_int, default=15)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--limit", type=positive_int, default=None, help="first N test images only")
+    s.add_argument("--rows", type=positive_int, default=2, help="array rows and columns (default 2)")
+    s.add_argument("--lanes", type=positive_int, default=8, help="lanes per PE (default 8)")
     s.set_defaults(func=_cmd_infer)
