@@ -20,6 +20,7 @@ import numpy as np
 
 from mxsf.gen.verilog import build_verilog
 from mxsf.golden.formats import get_format
+from mxsf.golden.matmul import batched_dot
 from mxsf.golden.quantize import MXArray
 
 from .run import Simulator
@@ -75,7 +76,16 @@ def array_matmul(qa: MXArray, qb: MXArray, *, sim: Simulator = "verilator", buil
     sa = _pad(qa.scale_per_element()[:, ::bs], Mp, K // bs)
     sb = _pad(qb.scale_per_element()[::bs, :], K // bs, Np)
     values, n, grid = array_tiles_beats(a, b, sa, sb, rows=rows, cols=cols, block_size=bs, lanes=lanes)
-    case = array_case(design, component, values, n, seed=seed, idle_prob=0.0, name=name)
+    # every tile's results at once (SPEC section 5 per output element, as the cycle model's matmul)
+    mt, nt = grid
+    nk = K // bs
+    dot_a = np.repeat(a, Np, axis=0)                       # (Mp * Np, K): row i for every column
+    dot_b = np.tile(b.T, (Mp, 1))
+    dot_sa = np.repeat(sa, Np, axis=0)
+    dot_sb = np.tile(sb.T, (Mp, 1))
+    c_all = batched_dot(dot_a, dot_b, dot_sa.reshape(-1, nk), dot_sb.reshape(-1, nk), fa, bs).view(np.uint32)
+    tiles = c_all.reshape(mt, rows, nt, cols).transpose(0, 2, 1, 3).reshape(mt * nt, rows, cols)
+    case = array_case(design, component, values, n, seed=seed, idle_prob=0.0, name=name, tile_results=tiles)
     result = run_case(case, sim).check()
     c = array_results(case, result.got, grid)[:M, :N].view(np.float32)
     return ArrayMatmul(c, n, result.sim_seconds)

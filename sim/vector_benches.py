@@ -639,12 +639,17 @@ def array_tiles_beats(a_codes, b_codes, sa, sb, *, rows: int, cols: int, block_s
 
 
 def array_case(design: BuiltDesign, component, values: dict, n_beats: int, *, seed: int,
-               idle_prob: float = 0.25, name: str = "tiles") -> VectorCase:
+               idle_prob: float = 0.25, name: str = "tiles", tile_results: np.ndarray | None = None) -> VectorCase:
     """Systolic-array case from beat leaf values (e.g. :func:`array_tiles_beats`).
 
     The testbench holds a beat until ``i.ready``; the expected records come from
     :func:`~mxsf.golden.systolic_model.systolic_cycle_model` (and ``last_spacing_ready``
-    for ``i.ready``) on the trace rebuilt from the recorded ``i.ready``.
+    for ``i.ready``) on the trace rebuilt from the recorded ``i.ready``. With
+    ``tile_results`` ((tiles, rows, cols) float32 bits of every tile, in order, e.g. from
+    :func:`~mxsf.golden.matmul.batched_dot`), the beats must be whole tiles (``first`` on
+    the first beat, ``last`` on the last, as :func:`array_tiles_beats` makes them) and the
+    model's timing is applied vectorized: row ``i`` of the tile whose ``last`` beat is
+    accepted in cycle ``t`` is expected in cycle ``t + latency + i``.
     """
     from mxsf.golden.systolic_model import ArrayBeat, last_spacing_ready, systolic_cycle_model
 
@@ -660,6 +665,33 @@ def array_case(design: BuiltDesign, component, values: dict, n_beats: int, *, se
     out = output_layout(design.ports)
     out_leaf = design_leaf_layout(component, out)
 
+    def expect_tiles(spacing, drv_last) -> Expected:
+        ready = np.array([r for r, _ in spacing], np.uint64)
+        acc = np.array([a for _, a in spacing], bool)
+        last_cycles = np.flatnonzero(acc & drv_last)
+        T = len(tile_results)
+        if len(last_cycles) != T:
+            last_cycles = np.resize(last_cycles, T) if len(last_cycles) else np.zeros(T, np.int64)
+        vals = {name: np.zeros(n_cycles, np.uint64) for name in ("o__valid", "o.row", "o.first", "o.last")}
+        cs = np.zeros((n_cycles, cols), np.uint64)
+        for i in range(rows):
+            cyc = last_cycles + design.latency + i
+            ok = cyc < n_cycles
+            vals["o__valid"][cyc[ok]] = 1
+            vals["o.row"][cyc[ok]] = i
+            vals["o.first"][cyc[ok]] = int(i == 0)
+            vals["o.last"][cyc[ok]] = int(i == rows - 1)
+            cs[cyc[ok]] = np.asarray(tile_results, np.uint64)[ok, i, :]
+        vals["i__ready"] = ready
+        for j in range(cols):
+            vals[f"o.c[{j}]"] = cs[:, j]
+        event = vals["o__valid"].astype(bool) | ~ready.astype(bool)
+        event[0] = True
+        cyc = np.flatnonzero(event)
+        matrix = pack_fields(out_leaf, len(cyc), {**{k: v[cyc] for k, v in vals.items()},
+                                                  "cycle": cyc.astype(np.uint64)})
+        return Expected(cyc.astype(np.int64), matrix, _out_masks(out, matrix))
+
     def expect(got: Records) -> Expected:
         driven, accepted = _held_trace(got, lines, line, n_cycles, "i__valid", "i__ready", out)
         lo, _ = leaf.field("i.last")
@@ -668,6 +700,8 @@ def array_case(design: BuiltDesign, component, values: dict, n_beats: int, *, se
         drv_valid = field_values(lines[d], vo, 1).astype(bool) & (driven >= 0)
         drv_last = field_values(lines[d], lo, 1).astype(bool) & (driven >= 0)
         spacing = last_spacing_ready(list(zip(drv_valid.tolist(), drv_last.tolist())), rows)
+        if tile_results is not None:
+            return expect_tiles(spacing, drv_last)
         trace = [None] * n_cycles
         offs = {nm: (o, w) for nm, o, w in leaf.fields}
         acc_cycles = np.flatnonzero(np.array([a for _, a in spacing], bool))
