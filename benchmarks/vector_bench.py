@@ -22,7 +22,7 @@ from mxsf.hw.pe import MXProcessingElement
 from mxsf.hw.requant import TileRequantizer
 from mxsf.hw.systolic import SystolicArray
 from mxsf.sim import pe_stimulus as stim
-from mxsf.sim.build import build_verilog
+from mxsf.gen.verilog import build_verilog
 from mxsf.sim.run import available_simulators, run_cocotb
 from mxsf.sim.vector_benches import (array_case, array_tiles_beats, bf16_pe_case, pe_random_case, requant_case,
                                      run_case)
