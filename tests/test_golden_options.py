@@ -371,7 +371,11 @@ def test_bf16_add_specials():
              (0xFF7F, f(-3e38), 0xFF80), (0x7F80, f(-np.inf), 0x7FC0), (0x7F80, f(1), 0x7F80),
              (0x3F80, f(np.nan), 0x7FC0), (0x3F80, f(-1.0), 0x0000),
              (0x0001, f(2.0 ** -134), 0x0002),          # 1.5 ulp of the subnormal grid: tie to even
-             (0x0000, f(2.0 ** -135), 0x0000), (0x8000, f(-2.0 ** -133), 0x8001)]
+             (0x0000, f(2.0 ** -135), 0x0000), (0x8000, f(-2.0 ** -133), 0x8001),
+             # d on a bfloat16 midpoint, acc far below float64's reach: a float64 sum alone
+             # would make a false tie (double rounding); the exact sum is off the midpoint
+             (0x2180, f(1 + 2.0 ** -8), 0x3F81), (0xA180, f(1 + 2.0 ** -8), 0x3F80),
+             (0x2180, f(1 + 3 * 2.0 ** -8), 0x3F82), (0xA180, f(-1 - 2.0 ** -8), 0xBF81)]
     for acc, d, want in cases:
         assert int(bf16_add(np.uint16(acc), d)) == want, (hex(acc), d)
 
