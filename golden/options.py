@@ -137,12 +137,19 @@ SR_MIX_ROUNDS = ((17, 5), (13, 9), (15, 11), (16, 7))
 _U32 = np.uint32
 
 
-def sr_mix(x) -> np.ndarray:
-    """The 32-bit mixing function: four xorshift-right / shift-add rounds (mod 2^32)."""
-    x = np.array(x, dtype=np.uint32, copy=True)
+def sr_mix(x, *, in_place: bool = False) -> np.ndarray:
+    """The 32-bit mixing function: four xorshift-right / shift-add rounds (mod 2^32).
+
+    ``in_place`` overwrites ``x`` (a uint32 array) instead of copying it.
+    """
+    x = x if in_place and isinstance(x, np.ndarray) and x.dtype == np.uint32 \
+        else np.array(x, dtype=np.uint32, copy=True)
+    tmp = np.empty_like(x)
     for a, b in SR_MIX_ROUNDS:
-        x ^= x >> _U32(a)
-        x += x << _U32(b)
+        np.right_shift(x, _U32(a), out=tmp)
+        x ^= tmp
+        np.left_shift(x, _U32(b), out=tmp)
+        x += tmp
     return x
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "encode_exact",
     "encode_scaled",
     "encode_stochastic",
+    "encode_stochastic_exact",
     "block_max_exponent",
     "scale_exponent_field",
     "scale_from_max_exponent",
@@ -225,6 +226,65 @@ def scale_exponent_field(amax_bits, fmt, scale_rounding="floor") -> np.ndarray:
     return field + (frac > np.uint32(largest_fraction(f)))
 
 
+def _sr_parts(u: np.ndarray, f: ElementFormat, R: int) -> tuple[np.ndarray, np.ndarray]:
+    """For float32 bits ``u``: the magnitude code of ``floor(a / u_grid)`` (saturated) and the
+    right shift that puts the R bits below the grid's quantum at the bottom of the significand
+    (24 for float32 zeros/subnormals, whose t is 0)."""
+    field = ((u >> np.uint32(23)) & np.uint32(0xFF)).astype(np.int32)
+    ky = field - F32_BIAS
+    sig = (u & np.uint32(0x7FFFFF)) | np.uint32(1 << 23)
+    segs = f.segments
+    man_bits = np.full(ky.shape, segs[0].man_bits, dtype=np.int32)
+    emin = np.full(ky.shape, segs[0].emin, dtype=np.int32)
+    for sg in segs[1:]:
+        hit = ky >= sg.ky_lo
+        man_bits = np.where(hit, sg.man_bits, man_bits)
+        emin = np.where(hit, sg.emin, emin)
+    kk = np.maximum(ky, emin)
+    q_shift = 23 - man_bits + (kk - ky)                    # sig >> q_shift = floor(a / u_grid)
+    n0 = np.where((q_shift > 31) | (field == 0), 0, sig >> np.minimum(q_shift, 31).astype(np.uint32))
+    mag0 = np.minimum(((kk - emin) << man_bits) + n0.astype(np.int32), f.max_code)
+    shift = np.where(field == 0, 24, np.minimum(q_shift - R, 24))
+    return mag0, shift
+
+
+def _sign_code_table(f: ElementFormat) -> np.ndarray:
+    """code = table[sign * (max_code + 1) + magnitude]: sign bit, or INT two's complement (no -0)."""
+    mag = np.arange(f.max_code + 1, dtype=np.int64)
+    neg = (-mag) & ((1 << f.bits) - 1) if f.kind is FormatKind.INT else mag | (1 << (f.bits - 1))
+    return np.concatenate([mag, neg]).astype(np.uint8 if f.bits <= 8 else np.uint16)
+
+
+def encode_stochastic_exact(y, r, fmt, sr_bits: int = SR_DEFAULT_BITS) -> np.ndarray:
+    """:func:`encode_stochastic` computed element by element from the float32 bits (the
+    reference the table-driven fast path is tested against)."""
+    f = get_format(fmt, element_only=True)
+    R = check_sr_bits(sr_bits)
+    u = as_float32(y, "y").view(np.uint32)
+    mag0, shift = _sr_parts(u, f, R)
+    sig = (u & np.uint32(0x7FFFFF)) | np.uint32(1 << 23)
+    frac = (sig >> shift.astype(np.uint32)) & np.uint32((1 << R) - 1)
+    carry = (frac + np.asarray(r, dtype=np.uint32)) >> np.uint32(R)
+    mag = np.minimum(mag0 + carry.astype(np.int32), f.max_code)
+    return _sign_code_table(f)[(u >> np.uint32(31)).astype(np.int64) * (f.max_code + 1) + mag]
+
+
+@lru_cache(maxsize=None)
+def _sr_table(name: str, R: int) -> np.ndarray:
+    """Per float32 class (bits 31..16): ``code(floor(a / u)) << 8 | shift``.
+
+    ``shift`` puts the R bits below the quantum at the bottom of the significand; it is 24
+    (no carry possible) where the floor is already the largest code. The code of the next
+    grid value is ``code + 1`` (``code - 1`` for a negative INT8 code: two's complement).
+    """
+    f = get_format(name)
+    u = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+    mag0, shift = _sr_parts(u, f, R)
+    shift = np.where(mag0 >= f.max_code, 24, shift)
+    code0 = _sign_code_table(f)[(u >> np.uint32(31)).astype(np.int64) * (f.max_code + 1) + mag0]
+    return (code0.astype(np.uint32) << np.uint32(8)) | shift.astype(np.uint32)
+
+
 def encode_stochastic(y, r, fmt, sr_bits: int = SR_DEFAULT_BITS) -> np.ndarray:
     """Codes of float32 ``y`` (already divided by the block scale), stochastically rounded.
 
@@ -234,32 +294,29 @@ def encode_stochastic(y, r, fmt, sr_bits: int = SR_DEFAULT_BITS) -> np.ndarray:
     in ``[0, 2^sr_bits)``. Exact for every finite ``y`` with ``|y| >= 2^-126``; smaller
     magnitudes have ``t = 0`` in every format (the finest grid is 2^-9 and R <= 16) and give
     signed zero. NaN/Inf ``y`` give unspecified codes (the caller masks them).
+
+    The code of ``floor(a / u)`` and the position of the R bits below the quantum depend only
+    on the sign, exponent and top 7 mantissa bits: one table of 2^16 entries gives both, and
+    the carry ``(t mod 2^R + r) >> R`` is added per element (:func:`encode_stochastic_exact`
+    is the element-by-element reference).
     """
     f = get_format(fmt, element_only=True)
     R = check_sr_bits(sr_bits)
     u = as_float32(y, "y").view(np.uint32)
-    negative = (u >> np.uint32(31)) != 0
-    field = ((u >> np.uint32(23)) & np.uint32(0xFF)).astype(np.int32)
-    ky = field - F32_BIAS
-    sig = (u & np.uint32(0x7FFFFF)) | np.uint32(1 << 23)
-    segs = f.segments
-    man_bits = np.full(ky.shape, segs[0].man_bits, dtype=np.int32)
-    emin = np.full(ky.shape, segs[0].emin, dtype=np.int32)
-    for s in segs[1:]:
-        hit = ky >= s.ky_lo
-        man_bits = np.where(hit, s.man_bits, man_bits)
-        emin = np.where(hit, s.emin, emin)
-    kk = np.maximum(ky, emin)
-    shift = (23 - R) - man_bits + (kk - ky)          # t = sig >> shift, shift >= 0
-    t = sig >> np.minimum(shift, 31).astype(np.uint32)
-    t = np.where((shift > 31) | (field == 0), np.uint32(0), t)
-    n = ((t + np.asarray(r, dtype=np.uint32)) >> np.uint32(R)).astype(np.int32)
-    mag = np.minimum(((kk - emin) << man_bits) + n, f.max_code)
+    p = _sr_table(f.name, R)[u >> np.uint32(16)]
+    frac = u & np.uint32(0x7FFFFF)
+    frac |= np.uint32(1 << 23)
+    frac >>= p & np.uint32(0xFF)
+    frac &= np.uint32((1 << R) - 1)
+    frac += np.asarray(r, dtype=np.uint32)
+    frac >>= np.uint32(R)                                   # the carry: 0 or 1
+    p >>= np.uint32(8)
     if f.kind is FormatKind.INT:
-        code = np.where(negative, (-mag) & ((1 << f.bits) - 1), mag)
+        neg = (u >> np.uint32(31)).astype(bool)
+        p = np.where(neg, p - frac, p + frac) & np.uint32(0xFF)
     else:
-        code = mag | (negative.astype(np.int32) << (f.bits - 1))
-    return code.astype(np.uint8 if f.bits <= 8 else np.uint16)
+        p += frac
+    return p.astype(np.uint8 if f.bits <= 8 else np.uint16)
 
 
 # ------------------------------------------------------------------------------------
@@ -370,7 +427,8 @@ def _sr_bits_for_blocks(nblk: tuple, block_shape: tuple, sr_bits: int, seed: int
     keys = sr_block_key(seed, block_offset + np.arange(int(np.prod(nblk)), dtype=np.uint64))
     elem = np.arange(int(np.prod(block_shape)), dtype=np.uint32) * np.uint32(SR_WEYL)
     x = keys.reshape(-1, 1) + elem.reshape(1, -1)          # (blocks, elements), mod 2^32
-    r = sr_mix(x) >> np.uint32(32 - sr_bits)
+    r = sr_mix(x, in_place=True)
+    r >>= np.uint32(32 - sr_bits)
     r = r.reshape(nblk + tuple(block_shape))
     nd = len(nblk)
     return r.transpose([a for i in range(nd) for a in (i, nd + i)])

@@ -422,3 +422,16 @@ def test_pe_cycle_model_bf16():
         dots.append(int(matmul(qa, qb, acc="bf16")[0, 0]))
     out = pe_cycle_model(trace, fmt="mxsf", block_size=32, lanes=16, latency=3, acc="bf16")
     assert [(c, v) for c, v in enumerate(out) if v is not None] == [(3 + 5 * n + 3, dots[n]) for n in range(3)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stochastic_table_path_equals_elementwise_path(name):
+    from mxsf.golden.quantize import encode_stochastic, encode_stochastic_exact
+    rng = np.random.default_rng(6)
+    top = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+    u = np.concatenate([top | rng.integers(0, 1 << 16, top.size, dtype=np.uint32) for _ in range(3)])
+    y = u.view(np.float32)
+    y = np.where(np.isfinite(y), y, np.float32(0))
+    for R in (1, 5, 8, 16):
+        r = rng.integers(0, 1 << R, y.size, dtype=np.uint32)
+        assert np.array_equal(encode_stochastic(y, r, name, R), encode_stochastic_exact(y, r, name, R))
