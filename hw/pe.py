@@ -6,7 +6,9 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from mxsf.golden.constants import BF16_BITS, BF16_MAN_BITS
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import Accumulator, acc_mode
 
 from .formats import ElementDecoder, check_int, product_width
 from .fp32 import CANONICAL_NAN, Float32Adder, IntToFloat32
@@ -69,6 +71,11 @@ class MXProcessingElement(wiring.Component):
     subnormals kept, canonical qNaN 0x7FC00000; a NaN scale 0xFF, a NaN element,
     Inf x 0 or +Inf and -Inf products in a block make the block NaN).
 
+    With ``acc="bf16"`` (SPEC.md 10) the block results ``d`` stay float32 and the
+    accumulator is bfloat16: each step is one RNE rounding of the exact ``acc + d`` to
+    bfloat16 (the same adder, :class:`~mxsf.hw.fp32.Float32Adder` with ``man_width=7``),
+    and the result is a 16-bit bfloat16.
+
     Parameters
     ----------
     fmt : str
@@ -78,6 +85,8 @@ class MXProcessingElement(wiring.Component):
     lanes : int
         Element pairs per beat, dividing ``block_size`` (default ``block_size``):
         a block takes ``block_size // lanes`` beats.
+    acc : {"fp32", "bf16"} or Accumulator (keyword-only)
+        Accumulator format (default ``fp32``).
 
     Members
     -------
@@ -88,8 +97,9 @@ class MXProcessingElement(wiring.Component):
         whose missing elements count as zeros). A dot product also starts with the
         first beat after a ``last``. Always ready: no back-pressure, a beat may
         come every cycle, ``valid`` may drop between any beats.
-    o : Out(stream.Signature(32, always_ready=True))
-        The float32 result of a dot product: ``valid`` for one cycle, ``latency``
+    o : Out(stream.Signature(result_width, always_ready=True))
+        The float32 result of a dot product (``result_width = 32``; bfloat16 and
+        ``result_width = 16`` with ``acc="bf16"``): ``valid`` for one cycle, ``latency``
         cycles after the cycle of its ``last`` beat. The consumer must take it
         (no back-pressure).
 
@@ -98,7 +108,7 @@ class MXProcessingElement(wiring.Component):
     TypeError
         A parameter of the wrong type.
     ValueError
-        Unknown format, ``block_size`` out of range, ``lanes`` not a divisor of it.
+        Unknown format, ``block_size`` out of range, ``lanes`` not a divisor of it, bad ``acc``.
 
     Latency
     -------
@@ -109,8 +119,9 @@ class MXProcessingElement(wiring.Component):
 
     LATENCY = 3
 
-    def __init__(self, fmt, block_size: int = 32, lanes=None):
+    def __init__(self, fmt, block_size: int = 32, lanes=None, *, acc="fp32"):
         self._fmt = get_format(fmt, element_only=True, param="fmt")
+        self._acc = acc_mode(acc)
         self._block_size = check_int(block_size, "block_size", 1, 1024)
         if lanes is None:
             lanes = block_size
@@ -121,10 +132,13 @@ class MXProcessingElement(wiring.Component):
         self._lanes = lanes
         super().__init__({
             "i": In(stream.Signature(mx_beat_layout(self._fmt, lanes), always_ready=True)),
-            "o": Out(stream.Signature(32, always_ready=True)),
+            "o": Out(stream.Signature(self.result_width, always_ready=True)),
         })
 
     fmt = property(lambda self: self._fmt, doc="ElementFormat of A and B")
+    acc = property(lambda self: self._acc, doc="Accumulator format (SPEC.md 10)")
+    result_width = property(lambda self: 32 if self._acc is Accumulator.FP32 else BF16_BITS,
+                            doc="bits of a result: 32 (float32) or 16 (bfloat16)")
     block_size = property(lambda self: self._block_size)
     lanes = property(lambda self: self._lanes)
     beats_per_block = property(lambda self: self._block_size // self._lanes)
@@ -132,11 +146,15 @@ class MXProcessingElement(wiring.Component):
 
     @property
     def params(self) -> dict:
-        return {"fmt": self._fmt.name, "block_size": self._block_size, "lanes": self._lanes}
+        p = {"fmt": self._fmt.name, "block_size": self._block_size, "lanes": self._lanes}
+        if self._acc is not Accumulator.FP32:
+            p["acc"] = self._acc.value
+        return p
 
     @property
     def module_name(self) -> str:
-        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}"
+        suffix = "" if self._acc is Accumulator.FP32 else f"_acc{self._acc.value}"
+        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -269,11 +287,16 @@ class MXProcessingElement(wiring.Component):
             dot_end3.eq(frame2.dot_end),
         ]
 
-        # ---- stage 3: float32 accumulation, in block order ----------------------------------
-        acc = Signal(32)
-        add = Float32Adder()
+        # ---- stage 3: float32 (or bfloat16) accumulation, in block order --------------------
+        acc = Signal(self.result_width)
+        if self._acc is Accumulator.FP32:
+            add = Float32Adder()
+            acc32 = acc
+        else:   # a bfloat16 is the top half of a binary32
+            add = Float32Adder(man_width=BF16_MAN_BITS)
+            acc32 = Cat(Const(0, 32 - BF16_BITS), acc)
         m.submodules.acc_add = add
-        m.d.comb += [add.a.eq(Mux(dot_first3, 0, acc)), add.b.eq(d3)]
+        m.d.comb += [add.a.eq(Mux(dot_first3, 0, acc32)), add.b.eq(d3)]
         with m.If(v3):
             m.d.sync += acc.eq(add.o)
         m.d.sync += [

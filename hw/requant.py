@@ -15,11 +15,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import (SR_DEFAULT_BITS, SR_WEYL, Rounding, ScaleRounding, check_seed,
+                                 check_sr_bits, rounding_mode, scale_rounding_mode)
 
 from .formats import check_int, element_layout
 from .fp32 import Float32
 from .maxexp import (BlockMaxExponent, check_lanes, check_stages, default_stages,
                      float32_beat_layout)
+from .stochastic import sr_mix, sr_mix_constant
 
 __all__ = [
     "ElementEncoder",
@@ -77,10 +80,20 @@ class ElementEncoder(wiring.Component):
     saturated at the largest finite code. This is :func:`mxsf.golden.quantize.encode_exact`
     bit for bit, for every float32 finite value and every ``exp`` in [-128, 127].
 
+    With ``rounding="stochastic"`` (SPEC.md 9) the shifter keeps ``sr_bits`` more bits below
+    the quantum (``t mod 2^R``, the R bits right below it, computed exactly from the float32
+    bits and E), adds the random ``rand`` to them, and the carry out replaces the RNE
+    round-up: ``u x floor((t + r) / 2^R)``, saturated. This is
+    :func:`mxsf.golden.quantize.encode_stochastic` bit for bit.
+
     Parameters
     ----------
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
+    rounding : {"rne", "stochastic"} (keyword-only)
+        Element rounding (default ``rne``).
+    sr_bits : int (keyword-only)
+        Random bits per element for stochastic rounding, in [1, 16] (default 8).
 
     Members
     -------
@@ -88,6 +101,8 @@ class ElementEncoder(wiring.Component):
         The float32 value (NaN/Inf give an unspecified code: the caller masks them).
     exp : In(signed(8))
         The scale exponent ``E`` (the E8M0 byte minus 127).
+    rand : In(sr_bits)
+        Only with ``rounding="stochastic"``: the random integer ``r``.
     code : Out(element_layout(fmt))
         The code. Negative values that round to zero give the sign bit with magnitude 0
         (-0) in every FP format and MXSF; INT8 codes are two's complement and never -0.
@@ -99,19 +114,24 @@ class ElementEncoder(wiring.Component):
 
     latency = 0
 
-    def __init__(self, fmt):
+    def __init__(self, fmt, *, rounding="rne", sr_bits=SR_DEFAULT_BITS):
         self._fmt = get_format(fmt, element_only=True, param="fmt")
-        super().__init__({
-            "value": In(Float32),
-            "exp": In(signed(8)),
-            "code": Out(element_layout(self._fmt)),
-        })
+        self._rounding = rounding_mode(rounding)
+        self._sr_bits = check_sr_bits(sr_bits)
+        members = {"value": In(Float32), "exp": In(signed(8))}
+        if self._rounding is Rounding.STOCHASTIC:
+            members["rand"] = In(self._sr_bits)
+        members["code"] = Out(element_layout(self._fmt))
+        super().__init__(members)
 
     fmt = property(lambda self: self._fmt, doc="ElementFormat of the codes")
+    rounding = property(lambda self: self._rounding, doc="element rounding (SPEC.md 9)")
+    sr_bits = property(lambda self: self._sr_bits, doc="random bits per element (stochastic rounding)")
 
     @property
     def module_name(self) -> str:
-        return f"enc_{self._fmt.name}"
+        suffix = f"_sr{self._sr_bits}" if self._rounding is Rounding.STOCHASTIC else ""
+        return f"enc_{self._fmt.name}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -126,6 +146,10 @@ class ElementEncoder(wiring.Component):
         # 5 for every format and E >= -128 (kk >= emin); from 25 on nothing is kept or rounded up.
         # It is at most 256 + 150 - 1 + 127 = 532 (signed 12 bits with NaN/Inf garbage).
         shift_cap = _SIG_WIDTH + 1
+        stochastic = self._rounding is Rounding.STOCHASTIC
+        if stochastic:
+            # R more bits below the quantum: from 24 + R on, t mod 2^R is 0 as well.
+            shift_cap = _SIG_WIDTH + self._sr_bits
         # Code base (kk - emin) << man_bits <= (256 + 14) << 7 < 2^16; with n < 2^20 (shift
         # >= 5) the rounded magnitude fits signed 21 bits before saturation.
 
@@ -162,9 +186,14 @@ class ElementEncoder(wiring.Component):
         kept = Signal(_SIG_WIDTH + shift_cap)
         m.d.comb += kept.eq(Cat(Const(0, shift_cap), sig) >> sh)
         n = kept[shift_cap:]
-        guard = kept[shift_cap - 1]
-        sticky = kept[:shift_cap - 1].any()
-        round_up = guard & (sticky | n[0])
+        if stochastic:
+            R = self._sr_bits
+            frac = kept[shift_cap - R:shift_cap]          # t mod 2^R: the R bits below the quantum
+            round_up = (frac + self.rand)[R]              # the carry of (t mod 2^R) + r
+        else:
+            guard = kept[shift_cap - 1]
+            sticky = kept[:shift_cap - 1].any()
+            round_up = guard & (sticky | n[0])
 
         mag = Signal(signed(21))
         mag_sat = Signal(range(f.max_code + 1))
@@ -218,6 +247,19 @@ class TileRequantizer(wiring.Component):
         [0, min(ceil(log2(lanes)), beats - 1)]; default
         ``min(ceil(log2(lanes)) // 2, beats - 1)``. The bound keeps the sustained rate at
         one beat per cycle.
+    scale_rounding : {"floor", "ceil", "even"} (keyword-only)
+        Scale rule (SPEC.md 8, default ``floor``). ``ceil`` and ``even`` widen the
+        max-exponent tree's keys by one flag bit (:func:`~mxsf.hw.maxexp.scale_round_flag`).
+    rounding : {"rne", "stochastic"} (keyword-only)
+        Element rounding (SPEC.md 9, default ``rne``).
+    sr_bits : int (keyword-only)
+        Random bits per element for stochastic rounding, in [1, 16] (default 8).
+    seed : int (keyword-only)
+        32-bit seed of the stochastic-rounding generator (default 0). Tiles are numbered
+        from 0 after reset in the order they are read out; element ``i = beat x lanes +
+        lane`` of tile ``n`` gets ``r = mix(mix(mix(seed) + n W) + i W) >> (32 - sr_bits)``
+        (docs/stochastic_rounding.md): the n-th tile equals
+        ``requantize_tile(tile, ..., seed=seed, tile_index=n)``.
 
     Members
     -------
@@ -253,8 +295,13 @@ class TileRequantizer(wiring.Component):
     a tile starts when its scale is known, in order, at most one beat a cycle.
     """
 
-    def __init__(self, fmt, rows=32, cols=32, lanes=None, stages=None):
+    def __init__(self, fmt, rows=32, cols=32, lanes=None, stages=None, *, scale_rounding="floor",
+                 rounding="rne", sr_bits=SR_DEFAULT_BITS, seed=0):
         self._fmt = get_format(fmt, element_only=True, param="fmt")
+        self._scale_rounding = scale_rounding_mode(scale_rounding)
+        self._rounding = rounding_mode(rounding)
+        self._sr_bits = check_sr_bits(sr_bits)
+        self._seed = check_seed(seed)
         check_int(rows, "rows", 1, _DIM_MAX)
         check_int(cols, "cols", 1, _DIM_MAX)
         if rows * cols > _TILE_MAX:
@@ -282,14 +329,34 @@ class TileRequantizer(wiring.Component):
     latency = property(lambda self: self._stages + 3,
                        doc="cycles from a tile's last accepted input beat to its first output beat")
 
+    scale_rounding = property(lambda self: self._scale_rounding, doc="scale rule (SPEC.md 8)")
+    rounding = property(lambda self: self._rounding, doc="element rounding (SPEC.md 9)")
+    sr_bits = property(lambda self: self._sr_bits, doc="random bits per element")
+    seed = property(lambda self: self._seed, doc="seed of the stochastic-rounding generator")
+
+    @property
+    def options(self) -> dict:
+        """The numerics options that differ from the defaults (as golden keyword arguments)."""
+        p = {}
+        if self._scale_rounding is not ScaleRounding.FLOOR:
+            p["scale_rounding"] = self._scale_rounding.value
+        if self._rounding is Rounding.STOCHASTIC:
+            p.update(rounding=self._rounding.value, sr_bits=self._sr_bits, seed=self._seed)
+        return p
+
     @property
     def params(self) -> dict:
         return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
-                "lanes": self._lanes, "stages": self._stages}
+                "lanes": self._lanes, "stages": self._stages, **self.options}
 
     @property
     def module_name(self) -> str:
-        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}"
+        suffix = ""
+        if self._scale_rounding is not ScaleRounding.FLOOR:
+            suffix += f"_{self._scale_rounding.value}"
+        if self._rounding is Rounding.STOCHASTIC:
+            suffix += f"_sr{self._sr_bits}"
+        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -301,7 +368,12 @@ class TileRequantizer(wiring.Component):
         wp = mem.write_port()
         rp = mem.read_port(transparent_for=())
 
-        mx = BlockMaxExponent(self.tile_size, lanes, self._stages)
+        flagged = self._scale_rounding is not ScaleRounding.FLOOR
+        if flagged:
+            mx = BlockMaxExponent(self.tile_size, lanes, self._stages,
+                                  scale_rounding=self._scale_rounding, fmt=f)
+        else:
+            mx = BlockMaxExponent(self.tile_size, lanes, self._stages)
         m.submodules.maxexp = mx
 
         # ---- write side ------------------------------------------------------------------
@@ -339,8 +411,19 @@ class TileRequantizer(wiring.Component):
         scale = [Signal(8, name=f"scale{b}") for b in range(2)]
         res = mx.o.payload
         new_scale = Signal(8)
-        m.d.comb += new_scale.eq(Mux(res.any_nan_inf, _NAN_SCALE,
-                                     Mux(res.max_exp > f.emax_elem, res.max_exp - f.emax_elem, 0)))
+        if flagged:
+            # field + round-up may reach 255 - emax_elem: clamp E to 127 (byte 254) as well
+            field = Signal(9)
+            top = _SCALE_BIAS + 127
+            m.d.comb += [
+                field.eq(res.max_exp + res.round_up),
+                new_scale.eq(Mux(res.any_nan_inf, _NAN_SCALE,
+                                 Mux(field > f.emax_elem + top, top,
+                                     Mux(field > f.emax_elem, field - f.emax_elem, 0)))),
+            ]
+        else:
+            m.d.comb += new_scale.eq(Mux(res.any_nan_inf, _NAN_SCALE,
+                                         Mux(res.max_exp > f.emax_elem, res.max_exp - f.emax_elem, 0)))
         with m.If(mx.o.valid):
             m.d.sync += s_bank.eq(~s_bank)
             for b in range(2):
@@ -370,11 +453,24 @@ class TileRequantizer(wiring.Component):
         s1_scale = Signal(8)
         s1_first = Signal()
         s1_last = Signal()
+        stochastic = self._rounding is Rounding.STOCHASTIC
+        if stochastic:
+            # docs/stochastic_rounding.md: T = mix(seed) + n W for tile n (read order),
+            # B = beat x lanes x W; s1_base = mix(T) + B, lane l adds l W.
+            sr_t = Signal(32, init=sr_mix_constant(self._seed), name="sr_tile")
+            sr_b = Signal(32, name="sr_beat")
+            s1_base = Signal(32, name="sr_base")
+            key = sr_mix(m, sr_t, "sr_key")
         with m.If(en):
             m.d.sync += s1_valid.eq(issue)
         with m.If(issue):
             r_last = r_idx == beats - 1
             m.d.sync += [s1_scale.eq(scale_r), s1_first.eq(r_idx == 0), s1_last.eq(r_last)]
+            if stochastic:
+                m.d.sync += [s1_base.eq(key + sr_b),
+                             sr_b.eq(Mux(r_last, 0, sr_b + ((lanes * SR_WEYL) & 0xFFFFFFFF)))]
+                with m.If(r_last):
+                    m.d.sync += sr_t.eq(sr_t + SR_WEYL)
             with m.If(r_last):
                 m.d.sync += [r_idx.eq(0), r_bank.eq(~r_bank)]
                 for b in range(2):    # after the set above: a bypassed tile of one beat ends here
@@ -386,7 +482,12 @@ class TileRequantizer(wiring.Component):
         s1_nan = s1_scale == _NAN_SCALE
         codes = []
         for k in range(lanes):
-            enc = ElementEncoder(f)
+            if stochastic:
+                enc = ElementEncoder(f, rounding=self._rounding, sr_bits=self._sr_bits)
+                r = sr_mix(m, s1_base + ((k * SR_WEYL) & 0xFFFFFFFF), f"sr_lane{k}")
+                m.d.comb += enc.rand.eq(r[32 - self._sr_bits:])
+            else:
+                enc = ElementEncoder(f)
             m.submodules[f"enc{k}"] = enc
             m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(s1_scale - _SCALE_BIAS)]
             codes.append(Mux(s1_nan, 0, enc.code.as_value()))

@@ -10,6 +10,9 @@ from .bf16_pe import BF16ProcessingElement, BFloat16
 from .formats import check_int
 from .pe import MXProcessingElement
 
+from mxsf.golden.constants import BF16_BITS
+from mxsf.golden.options import Accumulator, acc_mode
+
 __all__ = ["SystolicArray", "array_beat_layout", "array_row_layout", "check_array_params"]
 
 MAX_DIM = 64
@@ -40,10 +43,11 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     return data.StructLayout(fields)
 
 
-def array_row_layout(rows: int, cols: int) -> data.StructLayout:
-    """One output beat: row ``row`` of a result tile (``cols`` float32), with tile framing."""
+def array_row_layout(rows: int, cols: int, result_width: int = 32) -> data.StructLayout:
+    """One output beat: row ``row`` of a result tile (``cols`` float32, or bfloat16 with
+    ``result_width=16``), with tile framing."""
     return data.StructLayout({
-        "c": data.ArrayLayout(32, cols),
+        "c": data.ArrayLayout(result_width, cols),
         "row": range(max(rows, 2)),
         "first": 1,   # row == 0
         "last": 1,    # row == rows - 1
@@ -116,6 +120,9 @@ class SystolicArray(wiring.Component):
     lanes : int
         K-elements per beat per row/column (default ``block_size``); a divisor of
         ``block_size`` for MX formats, in [1, 64] for bf16.
+    acc : {"fp32", "bf16"} or Accumulator (keyword-only)
+        Accumulator of the MX PEs (SPEC.md 10, default ``fp32``); with ``bf16`` the results
+        are bfloat16 (``result_width = 16``). The BF16 baseline array takes ``fp32`` only.
 
     Members
     -------
@@ -124,8 +131,8 @@ class SystolicArray(wiring.Component):
         beat with ``last`` set while fewer than ``last_spacing`` cycles have passed
         since the previous accepted ``last`` (it depends on ``payload.last``, never on
         ``valid``). ``valid`` may drop between any beats.
-    o : Out(stream.Signature(array_row_layout(rows, cols), always_ready=True))
-        Result rows: ``c[j]`` float32 bits of ``C[row][j]``; ``first``/``last`` mark
+    o : Out(stream.Signature(array_row_layout(rows, cols, result_width), always_ready=True))
+        Result rows: ``c[j]`` float32 (bfloat16) bits of ``C[row][j]``; ``first``/``last`` mark
         rows 0 and ``rows - 1``. A tile gives ``rows`` beats on consecutive cycles.
         No back-pressure: the consumer must take every beat.
 
@@ -148,15 +155,22 @@ class SystolicArray(wiring.Component):
     as long as a tile has at least ``rows`` beats (K >= ``rows * lanes``).
     """
 
-    def __init__(self, fmt, rows: int, cols: int, block_size: int = 32, lanes=None):
+    def __init__(self, fmt, rows: int, cols: int, block_size: int = 32, lanes=None, *, acc="fp32"):
         f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
+        self._acc = acc_mode(acc)
+        if not f.is_element and self._acc is not Accumulator.FP32:
+            raise ValueError(f"acc must be fp32 for the bf16 baseline array; not {acc!r}")
         self._fmt, self._rows, self._cols = f, rows, cols
         self._block_size, self._lanes = block_size, lanes
         self._bf16 = not f.is_element
         super().__init__({
             "i": In(stream.Signature(array_beat_layout(f, rows, cols, lanes))),
-            "o": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),
+            "o": Out(stream.Signature(array_row_layout(rows, cols, self.result_width), always_ready=True)),
         })
+
+    acc = property(lambda self: self._acc, doc="Accumulator of the MX PEs (SPEC.md 10)")
+    result_width = property(lambda self: 32 if self._acc is Accumulator.FP32 else BF16_BITS,
+                            doc="bits of a result: 32 (float32) or 16 (bfloat16)")
 
     fmt = property(lambda self: self._fmt, doc="ElementFormat of A and B (bf16 for the baseline)")
     rows = property(lambda self: self._rows)
@@ -189,19 +203,23 @@ class SystolicArray(wiring.Component):
 
     @property
     def params(self) -> dict:
-        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
-                "block_size": self._block_size, "lanes": self._lanes}
+        p = {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
+             "block_size": self._block_size, "lanes": self._lanes}
+        if self._acc is not Accumulator.FP32:
+            p["acc"] = self._acc.value
+        return p
 
     @property
     def module_name(self) -> str:
         if self._bf16:
             return f"systolic_bf16_{self._rows}x{self._cols}_l{self._lanes}"
-        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}"
+        suffix = "" if self._acc is Accumulator.FP32 else f"_acc{self._acc.value}"
+        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}{suffix}"
 
     def _make_pe(self):
         if self._bf16:
             return BF16ProcessingElement(lanes=self._lanes)
-        return MXProcessingElement(self._fmt, block_size=self._block_size, lanes=self._lanes)
+        return MXProcessingElement(self._fmt, block_size=self._block_size, lanes=self._lanes, acc=self._acc)
 
     def elaborate(self, platform):
         m = Module()
@@ -285,7 +303,7 @@ class SystolicArray(wiring.Component):
             merged = 0
             for i in range(rows):
                 merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload, 0)
-            out_c.append(_delay(m, merged, 32, cols - j, f"col{j}_d"))
+            out_c.append(_delay(m, merged, self.result_width, cols - j, f"col{j}_d"))
         last_col = [pes[i][cols - 1].o.valid for i in range(rows)]
         row_idx = 0
         for i in range(1, rows):
