@@ -147,13 +147,16 @@ def test_requant_options_amaranth(fmt, rows, cols, lanes, stages, options):
 # ------------------------------------------------------------------------------------
 # cocotb regression (the smallest designs that exercise each option)
 
+#: ceil, even, rne and stochastic each on both simulators (floor/rne is test_requant.py's);
+#: the last two designs run behind ``-m slow``.
 COCOTB_DESIGNS = [
     ("fp8_e4m3", 2, 4, 4, dict(scale_rounding="ceil")),
     ("int8", 1, 4, 4, dict(scale_rounding="even")),
-    ("mxsf", 2, 4, 4, dict(rounding="stochastic", sr_bits=8, seed=5)),
     ("fp4_e2m1", 2, 4, 2, dict(scale_rounding="ceil", rounding="stochastic", sr_bits=3, seed=2 ** 32 - 1)),
+    ("mxsf", 2, 4, 4, dict(rounding="stochastic", sr_bits=8, seed=5)),
     ("fp8_e5m2", 2, 4, 4, dict(scale_rounding="even", rounding="stochastic", sr_bits=16, seed=1)),
 ]
+_IDS = [f"{d[0]}-{'-'.join(map(str, d[4].values()))}" for d in COCOTB_DESIGNS]
 
 
 def _design(build_root, fmt, rows, cols, lanes, options):
@@ -162,18 +165,25 @@ def _design(build_root, fmt, rows, cols, lanes, options):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,rows,cols,lanes,options", COCOTB_DESIGNS,
-                         ids=[f"{d[0]}-{'-'.join(map(str, d[4].values()))}" for d in COCOTB_DESIGNS])
+@pytest.mark.parametrize("fmt,rows,cols,lanes,options", COCOTB_DESIGNS[:3], ids=_IDS[:3])
 def test_requant_options_verilator(build_root, fmt, rows, cols, lanes, options):
     require_simulator("verilator")
     run_checked(_design(build_root, fmt, rows, cols, lanes, options), REQUANT_TESTS, sim="verilator", seed=41,
                 testcase=["random_tiles", "special_tiles", "midpoints", "scale_edges", "backpressure"],
-                config={"count": 40})
+                config={"count": 24})
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,rows,cols,lanes,options", COCOTB_DESIGNS[3:], ids=_IDS[3:])
+def test_requant_options_more_verilator(build_root, fmt, rows, cols, lanes, options):
+    require_simulator("verilator")
+    run_checked(_design(build_root, fmt, rows, cols, lanes, options), REQUANT_TESTS, sim="verilator", seed=42,
+                config={"count": 60}, timeout_s=3600)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,rows,cols,lanes,options", [COCOTB_DESIGNS[1], COCOTB_DESIGNS[3]],
-                         ids=["int8-even", "fp4_e2m1-ceil-sr3"])
+@pytest.mark.parametrize("fmt,rows,cols,lanes,options", COCOTB_DESIGNS[1:3], ids=_IDS[1:3])
 def test_requant_options_icarus(build_root, fmt, rows, cols, lanes, options):
     require_simulator("icarus")
     run_checked(_design(build_root, fmt, rows, cols, lanes, options), REQUANT_TESTS, sim="icarus", seed=43,
