@@ -71,8 +71,16 @@ async def random_pairs(dut):
     if man_width == 7:       # a is the bfloat16 accumulator; half the pairs swapped (b the larger)
         a &= np.uint32(0xFFFF0000)
         a = np.where((a & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000), np.uint32(0x7FC00000), a)
-        tie = rng.random(a.size) < 0.1                 # b on a bfloat16 midpoint of a
-        b[tie] = (a[tie] & np.uint32(0xFFFF0000)) | np.uint32(0x8000) | (rng.integers(0, 2, int(tie.sum())) * 0x10000).astype(np.uint32)
+        # b on a bfloat16 midpoint (low half 0x8000) and a far below it (or zero): the
+        # alignment sticky alone decides the rounding
+        tie = rng.random(a.size) < 0.15
+        k = int(tie.sum())
+        b[tie] = (b[tie] & np.uint32(0xFFFF0000)) | np.uint32(0x8000)
+        b[tie] = np.where((b[tie] >> np.uint32(23) & np.uint32(0xFF)) == 0xFF, b[tie] & np.uint32(0xBFFFFFFF), b[tie])
+        bexp = (b[tie] >> np.uint32(23)) & np.uint32(0xFF)
+        aexp = np.clip(bexp.astype(np.int64) - rng.integers(9, 60, k), 0, 254).astype(np.uint32)
+        a[tie] = ((rng.integers(0, 2, k).astype(np.uint32) << np.uint32(31)) | (aexp << np.uint32(23))
+                  | (rng.integers(0, 128, k).astype(np.uint32) << np.uint32(16)))
     a2 = a.reshape(beats, lanes).astype(object)
     b2 = b.reshape(beats, lanes).astype(object)
     shifts = [64 * k for k in range(lanes)]
