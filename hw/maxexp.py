@@ -9,15 +9,16 @@ levels; an accumulator then reduces the ``n // lanes`` beats of a group.
 
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import F32_MAN_BITS
+from mxsf.golden.constants import F32_BITS, F32_EXP_BITS, F32_EXP_SPECIAL, F32_MAN_BITS
 from mxsf.golden.formats import get_format
 from mxsf.golden.options import ScaleRounding, even_fraction_bits, largest_fraction, scale_rounding_mode
+from mxsf.golden.params import MAX_LANES, check_divisor, check_int
 
-from .formats import check_int
-from .fp32 import Float32
+from .base import MXComponent
+from .layouts import Float32
 
 __all__ = [
     "BlockMaxExponent",
@@ -28,17 +29,18 @@ __all__ = [
     "tree_depth",
     "default_stages",
     "register_levels",
+    "check_stages",
+    "MAX_GROUP",
 ]
 
-_EXP_INF = 0xFF        # biased exponent field of NaN and Inf
-_N_MAX = 1 << 16       # largest group (a 256 x 256 tile)
-_LANES_MAX = 1024
+MAX_GROUP = 1 << 16
+"""Largest group ``n`` of :class:`BlockMaxExponent` (and tile of the re-quantizer): 256 x 256."""
 
 
 class MaxExponentResult(data.Struct):
     """Result for one group of ``n`` float32 values (fields listed LSB first)."""
 
-    max_exp: 8       # largest biased exponent field of |x| (0: zeros/subnormals, 255: NaN/Inf)
+    max_exp: F32_EXP_BITS  # largest biased exponent field of |x| (0: zeros/subnormals, 255: NaN/Inf)
     any_nan_inf: 1   # some value is NaN or +/-Inf (same as max_exp == 255)
     all_zero: 1      # every value is +0 or -0
 
@@ -46,7 +48,7 @@ class MaxExponentResult(data.Struct):
 class MaxExponentRoundResult(data.Struct):
     """:class:`MaxExponentResult` plus the scale rule's round-up flag (``ceil``/``even``)."""
 
-    max_exp: 8
+    max_exp: F32_EXP_BITS
     any_nan_inf: 1
     all_zero: 1
     round_up: 1      # the flag of a value with the largest exponent field (SPEC.md 8)
@@ -104,31 +106,22 @@ def register_levels(lanes: int, stages: int) -> tuple[int, ...]:
     return tuple(-(-(k + 1) * depth // (stages + 1)) for k in range(stages))
 
 
-def check_lanes(n: int, lanes, *, n_name: str = "n") -> int:
-    """``lanes`` must be an integer in [1, min(n, 1024)] dividing ``n``."""
-    check_int(lanes, "lanes", 1, min(n, _LANES_MAX))
-    if n % lanes:
-        divisors = [d for d in range(1, min(n, _LANES_MAX) + 1) if n % d == 0]
-        shown = divisors if len(divisors) <= 16 else divisors[:8] + ["..."] + divisors[-4:]
-        raise ValueError(f"lanes must divide {n_name}={n} (one of {shown}), not {lanes!r}")
-    return lanes
-
-
 def check_stages(stages, lanes: int, hi: int | None = None) -> int:
-    """``stages`` must be an integer in [0, min(tree_depth(lanes), hi)]."""
+    """``stages`` must be an integer in [0, min(tree_depth(lanes), hi)] (shared with the
+    re-quantizer, whose tree it is)."""
     top = tree_depth(lanes) if hi is None else min(tree_depth(lanes), hi)
-    return check_int(stages, "stages", 0, top)
+    return check_int("stages", stages, 0, top)
 
 
-class BlockMaxExponent(wiring.Component):
+class BlockMaxExponent(MXComponent):
     """Largest float32 exponent field, NaN/Inf flag and all-zero flag of groups of ``n`` values.
 
     Parameters
     ----------
     n : int
-        Values per group (one result each), in [1, 65536].
+        Values per group (one result each), in [1, ``MAX_GROUP`` = 65536].
     lanes : int
-        Values per input beat, in [1, min(n, 1024)], dividing ``n`` (default ``n``): a
+        Values per input beat, in [1, min(n, ``MAX_LANES`` = 1024)], dividing ``n`` (default ``n``): a
         group is ``n // lanes`` consecutive beats, counted from reset (there are no
         framing marks).
     stages : int
@@ -136,12 +129,12 @@ class BlockMaxExponent(wiring.Component):
         ``tree_depth(lanes) = ceil(log2(lanes))``; default ``tree_depth(lanes) // 2``.
         They follow the levels :func:`register_levels` names. 0 gives a combinational
         tree feeding the accumulator.
-    scale_rounding : {"floor", "ceil", "even"} (keyword-only)
+    scale_rounding : {"floor", "ceil", "even"}
         ``floor`` (default): the result is :class:`MaxExponentResult`. ``ceil``/``even``
         (SPEC.md 8, needs ``fmt``): the tree compares 9-bit keys ``2 x field + flag`` with the
         per-value :func:`scale_round_flag`, and the result :class:`MaxExponentRoundResult`
         adds ``round_up``, the flag of a value with the largest field.
-    fmt : str (keyword-only)
+    fmt : str
         Element format the flag is computed for (only with ``ceil``/``even``).
 
     Members
@@ -170,36 +163,52 @@ class BlockMaxExponent(wiring.Component):
     with a stable payload until the result is taken.
     """
 
-    def __init__(self, n, lanes=None, stages=None, *, scale_rounding="floor", fmt=None):
-        check_int(n, "n", 1, _N_MAX)
+    def __init__(self, *, n, lanes=None, stages=None, scale_rounding="floor", fmt=None):
+        check_int("n", n, 1, MAX_GROUP)
         lanes = n if lanes is None else lanes
-        check_lanes(n, lanes)
+        check_divisor("lanes", lanes, n, "n", hi=MAX_LANES)
         stages = default_stages(lanes) if stages is None else stages
         check_stages(stages, lanes)
         self._scale_rounding = scale_rounding_mode(scale_rounding)
         self._flagged = self._scale_rounding is not ScaleRounding.FLOOR
-        self._fmt = get_format(fmt, element_only=True) if self._flagged or fmt is not None else None
+        self._fmt = get_format(fmt, element_only=True) if self._flagged else None
         self._n, self._lanes, self._stages = n, lanes, stages
+        params = {"n": n, "lanes": lanes, "stages": stages}
+        if self._flagged:
+            params.update(scale_rounding=self._scale_rounding.value, fmt=self._fmt.name)
         super().__init__({
             "i": In(stream.Signature(float32_beat_layout(lanes))),
             "o": Out(stream.Signature(MaxExponentRoundResult if self._flagged else MaxExponentResult)),
-        })
-
-    scale_rounding = property(lambda self: self._scale_rounding, doc="scale rule of the round-up flag")
-
-    n = property(lambda self: self._n, doc="values per group")
-    lanes = property(lambda self: self._lanes, doc="values per beat")
-    stages = property(lambda self: self._stages, doc="pipeline registers in the comparator tree")
-    beats_per_group = property(lambda self: self._n // self._lanes)
-    latency = property(lambda self: self._stages + 1,
-                       doc="cycles from a group's last accepted beat to its result (no stall)")
+        }, params=params)
 
     @property
-    def params(self) -> dict:
-        p = {"n": self._n, "lanes": self._lanes, "stages": self._stages}
-        if self._flagged:
-            p.update(scale_rounding=self._scale_rounding.value, fmt=self._fmt.name)
-        return p
+    def scale_rounding(self) -> ScaleRounding:
+        """Scale rule of the round-up flag."""
+        return self._scale_rounding
+
+    @property
+    def n(self) -> int:
+        """Values per group."""
+        return self._n
+
+    @property
+    def lanes(self) -> int:
+        """Values per beat."""
+        return self._lanes
+
+    @property
+    def stages(self) -> int:
+        """Pipeline registers in the comparator tree."""
+        return self._stages
+
+    @property
+    def beats_per_group(self) -> int:
+        return self._n // self._lanes
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a group's last accepted beat to its result (no stall): ``stages + 1``."""
+        return self._stages + 1
 
     @property
     def module_name(self) -> str:
@@ -217,15 +226,15 @@ class BlockMaxExponent(wiring.Component):
 
         # Level 0: exponent field (with the round-up flag below it: a 9-bit key) and
         # "non-zero" of every lane.
-        kw = 9 if self._flagged else 8
+        kw = F32_EXP_BITS + 1 if self._flagged else F32_EXP_BITS
         level = []
         for k in range(lanes):
             x = self.i.payload[k]
             e = Signal(kw, name=f"l0_exp{k}")
             nz = Signal(name=f"l0_nz{k}")
-            key = Cat(scale_round_flag(x, self._fmt, self._scale_rounding), x.exponent) if self._flagged \
-                else x.exponent
-            m.d.comb += [e.eq(key), nz.eq(x.as_value()[:31].any())]
+            key = (Cat(scale_round_flag(x, self._fmt, self._scale_rounding), x.exponent) if self._flagged
+                   else x.exponent)
+            m.d.comb += [e.eq(key), nz.eq(x.as_value()[:F32_BITS - 1].any())]   # |x| != 0
             level.append((e, nz))
         valid = self.i.valid
 
@@ -278,7 +287,7 @@ class BlockMaxExponent(wiring.Component):
                         acc_exp.eq(0),
                         acc_nz.eq(0),
                         self.o.payload.max_exp.eq(field),
-                        self.o.payload.any_nan_inf.eq(field == _EXP_INF),
+                        self.o.payload.any_nan_inf.eq(field == F32_EXP_SPECIAL),
                         self.o.payload.all_zero.eq(~grp_nz),
                     ]
                     if self._flagged:

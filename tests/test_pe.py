@@ -13,8 +13,8 @@ from mxsf.golden.models import pe_cycle_model
 from mxsf.hw.formats import ElementDecoder
 from mxsf.hw.pe import MXProcessingElement
 from mxsf.sim import pe_stimulus as stim
-from mxsf.sim.build import build_verilog
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.verilog import build_verilog
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked, run_cocotb
 
 PE_TESTS = "mxsf.sim.tests.pe_tests"
@@ -28,7 +28,7 @@ EIGHT_BIT = ["fp8_e4m3", "fp8_e5m2", "int8", "fp8_e2m5", "mxsf"]
 @pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
 def test_decoder_every_code(fmt):
     f = get_format(fmt)
-    dut = ElementDecoder(fmt)
+    dut = ElementDecoder(fmt=fmt)
     got = []
 
     async def bench(ctx):
@@ -57,23 +57,23 @@ def test_decoder_every_code(fmt):
 
 def test_pe_parameter_errors():
     with pytest.raises(ValueError, match=r"^fmt must be one of .*; not 'fp9'$"):
-        MXProcessingElement("fp9")
+        MXProcessingElement(fmt="fp9")
     with pytest.raises(ValueError, match=r"^fmt must be an MX element format .*; not 'bf16'$"):
-        MXProcessingElement("bf16")
+        MXProcessingElement(fmt="bf16")
     with pytest.raises(ValueError, match=r"^block_size must be an integer in \[1, 1024\], not 0$"):
-        MXProcessingElement("mxsf", block_size=0)
+        MXProcessingElement(fmt="mxsf", block_size=0)
     with pytest.raises(ValueError, match=r"^lanes must divide block_size=32 \(one of \[1, 2, 4, 8, 16, 32\]\), not 12$"):
-        MXProcessingElement("mxsf", block_size=32, lanes=12)
+        MXProcessingElement(fmt="mxsf", block_size=32, lanes=12)
     with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 32\], not 64$"):
-        MXProcessingElement("mxsf", block_size=32, lanes=64)
+        MXProcessingElement(fmt="mxsf", block_size=32, lanes=64)
     with pytest.raises(TypeError, match=r"^block_size must be an integer, not '32'$"):
-        MXProcessingElement("mxsf", block_size="32")
+        MXProcessingElement(fmt="mxsf", block_size="32")
 
 
 def test_pe_aliases_and_properties():
-    pe = MXProcessingElement("mxfp8_e4m3", block_size=16, lanes=4)
+    pe = MXProcessingElement(fmt="mxfp8_e4m3", block_size=16, lanes=4)
     assert pe.fmt.name == "fp8_e4m3" and pe.beats_per_block == 4
-    assert pe.latency == MXProcessingElement.LATENCY
+    assert pe.latency == 3
     assert pe.params == {"fmt": "fp8_e4m3", "block_size": 16, "lanes": 4}
 
 
@@ -104,7 +104,7 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
 
     async def check(ctx):
         for _ in expected:
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload.as_value())
             got.append(payload if valid else None)
 
     sim = Simulator(dut)
@@ -118,7 +118,7 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
 @pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
 def test_pe_amaranth_random(fmt):
     rng = np.random.default_rng(7)
-    dut = MXProcessingElement(fmt, block_size=8, lanes=4)
+    dut = MXProcessingElement(fmt=fmt, block_size=8, lanes=4)
     beats = (stim.random_mx_dots(rng, fmt, block_size=8, lanes=4, count=12)
              + stim.framing_mx_beats(rng, fmt, block_size=8, lanes=4)
              + stim.cancelling_mx_dots(rng, fmt, block_size=8, lanes=4, count=3))
@@ -184,7 +184,7 @@ class RoundsDownSometimesPE(wiring.Component):
     the result's three low bits are 0b011 (like a rounding that truncates)."""
 
     def __init__(self, fmt, block_size=32, lanes=None):
-        self.inner = MXProcessingElement(fmt, block_size, lanes)
+        self.inner = MXProcessingElement(fmt=fmt, block_size=block_size, lanes=lanes)
         self.latency = self.inner.latency
         super().__init__(self.inner.signature)
 
@@ -195,7 +195,7 @@ class RoundsDownSometimesPE(wiring.Component):
             pe.i.valid.eq(self.i.valid),
             pe.i.payload.eq(self.i.payload),
             self.o.valid.eq(pe.o.valid),
-            self.o.payload.eq(pe.o.payload ^ (pe.o.payload[0:3] == 0b011)),
+            self.o.payload.eq(pe.o.payload.as_value() ^ (pe.o.payload.as_value()[0:3] == 0b011)),
         ]
         return m
 

@@ -22,21 +22,21 @@ PE_TESTS = "mxsf.sim.tests.pe_tests"
 
 
 def test_parameters():
-    pe = MXProcessingElement("mxsf", 32, 8, acc="bf16")
+    pe = MXProcessingElement.probe(fmt="mxsf", block_size=32, lanes=8, acc="bf16")
     assert pe.acc is Accumulator.BF16 and pe.result_width == 16 and len(pe.o.payload) == 16
     assert pe.params == {"fmt": "mxsf", "block_size": 32, "lanes": 8, "acc": "bf16"}
     assert pe.module_name == "mx_pe_mxsf_b32_l8_accbf16"
-    assert pe.latency == MXProcessingElement("mxsf", 32, 8).latency
-    assert MXProcessingElement("mxsf", 32, 8, acc=Accumulator.FP32).params == MXProcessingElement("mxsf", 32, 8).params
+    assert pe.latency == MXProcessingElement.probe(fmt="mxsf", block_size=32, lanes=8).latency
+    assert MXProcessingElement.probe(fmt="mxsf", block_size=32, lanes=8, acc=Accumulator.FP32).params == MXProcessingElement.probe(fmt="mxsf", block_size=32, lanes=8).params
     with pytest.raises(ValueError, match=r"^acc must be one of fp32, bf16; not 'fp16'$"):
-        MXProcessingElement("mxsf", 32, 8, acc="fp16")
+        MXProcessingElement.probe(fmt="mxsf", block_size=32, lanes=8, acc="fp16")
     with pytest.raises(TypeError):
-        MXProcessingElement("mxsf", 32, 8, "bf16")                # keyword-only
-    arr = SystolicArray("fp8_e4m3", 2, 3, 8, 4, acc="bf16")
+        MXProcessingElement("mxsf", 32, 8)                # keyword-only
+    arr = SystolicArray.probe(fmt="fp8_e4m3", rows=2, cols=3, block_size=8, lanes=4, acc="bf16")
     assert arr.result_width == 16 and len(arr.o.payload.c[0]) == 16 and arr.params["acc"] == "bf16"
     with pytest.raises(ValueError, match=r"^acc must be fp32 for the bf16 baseline array; not 'bf16'$"):
-        SystolicArray("bf16", 2, 2, 8, 2, acc="bf16")
-    add = Float32Adder(man_width=7)
+        SystolicArray(fmt="bf16", rows=2, cols=2, block_size=8, lanes=2, acc="bf16")
+    add = Float32Adder.probe(man_width=7)
     assert len(add.o) == 16 and add.module_name == "fp32_add_m7" and add.latency == 0
     with pytest.raises(ValueError, match=r"^man_width must be one of 23, 7; not 10$"):
         Float32Adder(man_width=10)
@@ -45,7 +45,7 @@ def test_parameters():
 @pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
 def test_pe_bf16_amaranth(fmt):
     rng = np.random.default_rng(17)
-    dut = MXProcessingElement(fmt, block_size=8, lanes=4, acc="bf16")
+    dut = MXProcessingElement(fmt=fmt, block_size=8, lanes=4, acc="bf16")
     beats = (stim.random_mx_dots(rng, fmt, block_size=8, lanes=4, count=10, max_blocks=10)
              + stim.framing_mx_beats(rng, fmt, block_size=8, lanes=4)
              + stim.cancelling_mx_dots(rng, fmt, block_size=8, lanes=4, count=3))

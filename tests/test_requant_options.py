@@ -27,31 +27,31 @@ REQUANT_TESTS = "mxsf.sim.tests.requant_tests"
 
 def test_parameter_errors():
     with pytest.raises(ValueError, match=r"^scale_rounding must be one of floor, ceil, even; not 'up'$"):
-        TileRequantizer("mxsf", 4, 8, 4, scale_rounding="up")
+        TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=4, scale_rounding="up")
     with pytest.raises(ValueError, match=r"^rounding must be one of rne, stochastic; not 'sr'$"):
-        TileRequantizer("mxsf", 4, 8, 4, rounding="sr")
+        TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=4, rounding="sr")
     with pytest.raises(ValueError, match=r"^sr_bits must be an integer in \[1, 16\], not 0$"):
-        TileRequantizer("mxsf", 4, 8, 4, sr_bits=0)
+        TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=4, sr_bits=0)
     with pytest.raises(ValueError, match=r"^seed must be an integer in \[0, 4294967295\], not -1$"):
-        TileRequantizer("mxsf", 4, 8, 4, seed=-1)
+        TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=4, seed=-1)
     with pytest.raises(ValueError, match=r"^rounding must be one of rne, stochastic; not 3$"):
-        ElementEncoder("mxsf", rounding=3)
+        ElementEncoder(fmt="mxsf", rounding=3)
     with pytest.raises(TypeError):
-        TileRequantizer("mxsf", 4, 8, 4, None, "ceil")          # the options are keyword-only
+        TileRequantizer("mxsf", 4, 8, 4)          # the options are keyword-only
     with pytest.raises(ValueError, match=r"^scale_rounding must be one of floor, ceil, even; not 'x'$"):
-        BlockMaxExponent(8, 8, scale_rounding="x", fmt="mxsf")
+        BlockMaxExponent(n=8, lanes=8, scale_rounding="x", fmt="mxsf")
 
 
 def test_properties():
-    rq = TileRequantizer("mxsf", 4, 8, 4, scale_rounding="ceil", rounding="stochastic", sr_bits=5, seed=7)
+    rq = TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=4, scale_rounding="ceil", rounding="stochastic", sr_bits=5, seed=7)
     assert rq.params == {"fmt": "mxsf", "rows": 4, "cols": 8, "lanes": 4, "stages": 1,
                          "scale_rounding": "ceil", "rounding": "stochastic", "sr_bits": 5, "seed": 7}
     assert rq.module_name == "requant_mxsf_4x8_l4_ceil_sr5"
     assert rq.latency == rq.stages + 3                          # the options cost no cycle
-    assert TileRequantizer("mxsf", 4, 8, 4, sr_bits=5).params == TileRequantizer("mxsf", 4, 8, 4).params
-    enc = ElementEncoder("int8", rounding="stochastic", sr_bits=12)
+    assert TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=4, sr_bits=5).params == TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=4).params
+    enc = ElementEncoder.probe(fmt="int8", rounding="stochastic", sr_bits=12)
     assert len(enc.rand) == 12 and enc.latency == 0
-    assert not hasattr(ElementEncoder("int8"), "rand")
+    assert not hasattr(ElementEncoder.probe(fmt="int8"), "rand")
 
 
 # ------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def test_properties():
 
 
 def _encode_sr_hw(fmt, R, bits, exps, rands):
-    dut = ElementEncoder(fmt, rounding="stochastic", sr_bits=R)
+    dut = ElementEncoder(fmt=fmt, rounding="stochastic", sr_bits=R)
     got = []
 
     async def bench(ctx):
@@ -125,7 +125,7 @@ AMARANTH_CASES = [
 @pytest.mark.parametrize("fmt,rows,cols,lanes,stages,options", AMARANTH_CASES)
 def test_requant_options_amaranth(fmt, rows, cols, lanes, stages, options):
     rng = np.random.default_rng(rows * cols * lanes)
-    dut = TileRequantizer(fmt, rows, cols, lanes, stages=stages, **options)
+    dut = TileRequantizer(fmt=fmt, rows=rows, cols=cols, lanes=lanes, stages=stages, **options)
     n = rows * cols
     tiles = special_tile_bits(rng, fmt, n)[::3] + random_tile_bits(rng, n, 8) + scale_edge_tile_bits(fmt, n, rng)[::4]
     beats = pack_beats(tiles, lanes)
