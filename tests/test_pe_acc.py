@@ -9,11 +9,12 @@ import pytest
 from mxsf.golden import ELEMENT_FORMATS, get_format
 from mxsf.golden.options import Accumulator
 from mxsf.hw.fp32 import Float32Adder
+from mxsf.hw.layouts import BFloat16
 from mxsf.hw.pe import MXProcessingElement
 from mxsf.hw.systolic import SystolicArray
 from mxsf.sim import pe_stimulus as stim
-from mxsf.sim.build import build_verilog
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.verilog import build_verilog
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 
 from test_pe import _amaranth_run
@@ -23,7 +24,7 @@ PE_TESTS = "mxsf.sim.tests.pe_tests"
 
 def test_parameters():
     pe = MXProcessingElement.probe(fmt="mxsf", block_size=32, lanes=8, acc="bf16")
-    assert pe.acc is Accumulator.BF16 and pe.result_width == 16 and len(pe.o.payload) == 16
+    assert pe.acc is Accumulator.BF16 and pe.result_layout is BFloat16 and len(pe.o.payload.as_value()) == 16
     assert pe.params == {"fmt": "mxsf", "block_size": 32, "lanes": 8, "acc": "bf16"}
     assert pe.module_name == "mx_pe_mxsf_b32_l8_accbf16"
     assert pe.latency == MXProcessingElement.probe(fmt="mxsf", block_size=32, lanes=8).latency
@@ -33,7 +34,7 @@ def test_parameters():
     with pytest.raises(TypeError):
         MXProcessingElement("mxsf", 32, 8)                # keyword-only
     arr = SystolicArray.probe(fmt="fp8_e4m3", rows=2, cols=3, block_size=8, lanes=4, acc="bf16")
-    assert arr.result_width == 16 and len(arr.o.payload.c[0]) == 16 and arr.params["acc"] == "bf16"
+    assert arr.result_layout is BFloat16 and len(arr.o.payload.c[0].as_value()) == 16 and arr.params["acc"] == "bf16"
     with pytest.raises(ValueError, match=r"^acc must be fp32 for the bf16 baseline array; not 'bf16'$"):
         SystolicArray(fmt="bf16", rows=2, cols=2, block_size=8, lanes=2, acc="bf16")
     add = Float32Adder.probe(man_width=7)

@@ -13,9 +13,9 @@ from mxsf.golden.quantize import encode_stochastic
 from mxsf.golden.requant_model import StreamCycle, requant_cycle_model
 from mxsf.hw.maxexp import BlockMaxExponent
 from mxsf.hw.requant import ElementEncoder, TileRequantizer, requant_out_layout
-from mxsf.sim.build import build_verilog
+from mxsf.gen.verilog import build_verilog
 from mxsf.sim.packing import LayoutCodec
-from mxsf.sim.pytest_support import require_simulator
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 from mxsf.sim.tests.maxexp_tests import pack_beats, unpack_beat
 from mxsf.sim.tests.requant_tests import midpoint_values, random_tile_bits, scale_edge_tile_bits, special_tile_bits
