@@ -378,13 +378,18 @@ class TileRequantizer(MXComponent):
         return self._stages + 3
 
     @property
-    def module_name(self) -> str:
+    def options_suffix(self) -> str:
+        """Module-name suffix of the non-default options (``_ceil``, ``_sr8``, ...)."""
         suffix = ""
         if self._scale_rounding is not ScaleRounding.FLOOR:
             suffix += f"_{self._scale_rounding.value}"
         if self._rounding is Rounding.STOCHASTIC:
             suffix += f"_sr{self._sr_bits}"
-        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}{suffix}"
+        return suffix
+
+    @property
+    def module_name(self) -> str:
+        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}{self.options_suffix}"
 
     def elaborate(self, platform):
         m = Module()

@@ -199,3 +199,46 @@ def test_requant_options_all_formats_verilator(build_root, fmt, options):
     require_simulator("verilator")
     run_checked(_design(build_root, fmt, 4, 8, 4, options), REQUANT_TESTS, sim="verilator", seed=44,
                 config={"count": 60}, timeout_s=3600)
+
+
+# ------------------------------------------------------------------------------------
+# MXGemm's output re-quantizer with the options
+
+
+GEMM_OPTIONS = dict(scale_rounding="ceil", rounding="stochastic", sr_bits=4, seed=9)
+
+
+def test_gemm_options_amaranth():
+    from mxsf.golden import matmul, quantize_tiles
+    from mxsf.hw.gemm import MXGemm
+    from mxsf.sim.tests.gemm_tests import expected_run, gemm_operands
+    from test_gemm import amaranth_gemm
+
+    rng = np.random.default_rng(32)
+    gemm = MXGemm(fmt="mxsf", rows=2, cols=2, block_size=4, lanes=4, dim=8, **GEMM_OPTIONS)
+    assert gemm.params["scale_rounding"] == "ceil" and gemm.module_name.endswith("_ceil_sr4")
+    xa, xb = gemm_operands(rng, gemm)
+    qa, qb = quantize_tiles(xa, "mxsf", (4, 4)), quantize_tiles(xb, "mxsf", (4, 4))
+    runs = [(0, 1, 0.0), (1, 0, 0.5)]
+    for index, ((ta, tb, _), got) in enumerate(zip(runs, amaranth_gemm(gemm, qa, qb, runs, rng))):
+        acc, o = expected_run(gemm, qa, qb, ta, tb, tile_offset=index * gemm.tiles)
+        assert got["acc"] == acc, f"float32 C differs (transpose_a={ta}, transpose_b={tb})"
+        assert got["o"] == o, f"MX C differs (transpose_a={ta}, transpose_b={tb})"
+    # the first run, tile by tile from reset, is quantize_tiles of the whole C
+    c = matmul(qa, qb.T)
+    q = quantize_tiles(c, "mxsf", (2, 2), **GEMM_OPTIONS)
+    _, o = expected_run(gemm, qa, qb, 0, 1)
+    n_tc = gemm.dim // 2
+    for k, beat in enumerate(o):
+        t, r = divmod(k, 2)
+        assert beat["codes"] == [int(x) for x in q.codes[(t // n_tc) * 2 + r, (t % n_tc) * 2:(t % n_tc) * 2 + 2]]
+        assert beat["scale"] == int(q.scale_e8m0[t // n_tc, t % n_tc])
+
+
+@pytest.mark.sim
+def test_gemm_options_verilator(build_root):
+    from mxsf.hw.gemm import MXGemm
+    require_simulator("verilator")
+    design = build_verilog(MXGemm, {"fmt": "fp8_e4m3", "rows": 2, "cols": 2, "block_size": 4, "lanes": 4,
+                                    "dim": 8, **GEMM_OPTIONS}, name="gemm_fp8_e4m3", root=build_root)
+    run_checked(design, "mxsf.sim.tests.gemm_tests", sim="verilator", seed=45)
