@@ -9,6 +9,7 @@ format, tiles against 1D blocks. Both print a Markdown table and write
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -57,6 +58,11 @@ def register(subparsers) -> None:
     s.add_argument("--epochs", type=positive_int, default=15, help="epochs (default 15)")
     s.add_argument("--seed", type=non_negative_int, default=0, help="seed of split, weights and batch order (default 0)")
     s.add_argument("--narrow", action="store_true", help="add the 6- and 4-bit formats")
+    s.add_argument("--grad-rounding", default="rne",
+                   help="rounding of the gradient operands dZ, dH: rne (default) or stochastic "
+                        "(SPEC.md 9; also --rounding)")
+    s.add_argument("--rounding", dest="grad_rounding", help=argparse.SUPPRESS)
+    s.add_argument("--sr-bits", type=int, default=8, help="random bits of stochastic rounding (default 8)")
     s.add_argument("--tile", type=positive_int, default=32, metavar="T", help="square tile size (default 32)")
     s.add_argument("--block-size", type=positive_int, default=32, help="1D block size along K (default 32)")
     s.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
@@ -305,13 +311,16 @@ def cmd_train_demo(args) -> int:
 
     t0 = time.perf_counter()
     results = train_demo(formats, epochs=args.epochs, seed=args.seed, narrow=args.narrow, tile=args.tile,
-                         block_size=args.block_size, batch_size=args.batch_size, progress=progress)
+                         block_size=args.block_size, batch_size=args.batch_size, progress=progress,
+                         grad_rounding=args.grad_rounding, sr_bits=args.sr_bits)
     secs = time.perf_counter() - t0
     tab = train_table(results)
     head = (f"Final test accuracy and loss after {args.epochs} epochs (seed {args.seed}; "
             f"{len(results)} runs in {secs:.1f} s). Tiles: {args.tile}x{args.tile}, the backward pass reuses "
             f"the forward codes via .T; 1D: blocks of {args.block_size} along K, re-quantized for the "
-            "transpose. fp32/bf16 have no blocks (same figure in both columns).")
+            "transpose. fp32/bf16 have no blocks (same figure in both columns)."
+            + (f" MX gradient operands dZ, dH stochastically rounded ({args.sr_bits} random bits, "
+               "a fresh seed per gradient)." if args.grad_rounding == "stochastic" else ""))
     print(head + "\n")
     print(tab)
     (out / "train.md").write_text(f"# Training demo\n\n{head}\n\n{tab}\n")
