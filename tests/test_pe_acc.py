@@ -87,3 +87,15 @@ def test_pe_bf16_icarus_all_formats(build_root, fmt):
     require_simulator("icarus")
     run_checked(_design(build_root, fmt, 32, 8), PE_TESTS, sim="icarus", seed=14,
                 config={"count": 20, "pair_sample": 100}, timeout_s=3600)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_array_bf16_acc(build_root, sim):
+    """A 2x2 MXSF array with bfloat16 accumulators: every cycle against the golden cycle
+    model, and whole matrices against golden ``matmul(acc="bf16")``."""
+    require_simulator(sim)
+    design = build_verilog(SystolicArray, {"fmt": "mxsf", "rows": 2, "cols": 2, "block_size": 4, "lanes": 4,
+                                           "acc": "bf16"}, name="systolic_mxsf_accbf16", root=build_root)
+    run_checked(design, "mxsf.sim.tests.systolic_tests", sim=sim, seed=15,
+                testcase=["random_tiles", "matrices"], config={"count": 12 if sim == "verilator" else 4})
