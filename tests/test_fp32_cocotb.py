@@ -32,4 +32,4 @@ def test_adder_bf16_result_pairs(build_root, sim):
     design = build_verilog(Float32AdderLanes, {"lanes": 16, "man_width": 7}, name="fp32_add_bf16_lanes",
                            root=build_root)
     run_checked(design, "mxsf.sim.tests.fp32_tests", sim=sim, seed=10,
-                config={"pairs": (1 << 18) if sim == "verilator" else 20000}, timeout_s=1200)
+                config={"pairs": (1 << 17) if sim == "verilator" else 8000}, timeout_s=1200)

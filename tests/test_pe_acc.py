@@ -63,8 +63,15 @@ def _design(build_root, fmt, block_size=8, lanes=4):
                          name=f"mx_pe_{get_format(fmt).name}_accbf16", root=build_root)
 
 
+#: Default suite: one format of each kind (MXSF, FP with a NaN code, IEEE-like FP with
+#: Inf/NaN, INT); every format on Verilator and on Icarus behind ``-m slow`` (every format
+#: runs on the Amaranth simulator above in the default suite).
+DEFAULT_FORMATS = ["mxsf", "fp8_e4m3", "fp8_e5m2", "int8"]
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+@pytest.mark.parametrize("fmt", [f if f in DEFAULT_FORMATS else pytest.param(f, marks=pytest.mark.slow)
+                                 for f in ELEMENT_FORMATS])
 def test_pe_bf16_verilator(build_root, fmt):
     require_simulator("verilator")
     run_checked(_design(build_root, fmt), PE_TESTS, sim="verilator", seed=12,

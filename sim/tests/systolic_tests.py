@@ -16,6 +16,7 @@ from mxsf.golden.formats import get_format
 from mxsf.golden.matmul import bf16_matmul, matmul, to_bf16
 from mxsf.golden.quantize import quantize, quantize_tiles
 from mxsf.golden.systolic_model import ArrayBeat, bf16_bits_to_f32, last_spacing_ready, systolic_cycle_model
+from mxsf.hw.layouts import BFloat16, Float32
 from mxsf.hw.systolic import array_beat_layout, array_row_layout
 from mxsf.sim.cocotb_lib import clock_and_reset, get_design, get_seed, get_test_config, run_stream_test
 from mxsf.sim.packing import LayoutCodec
@@ -239,7 +240,7 @@ async def _run(dut, name, beats, *, idle_prob=None):
     bf16 = get_format(fmt).name == "bf16"
     cfg = get_test_config()
     in_codec = LayoutCodec(array_beat_layout(fmt, rows, cols, lanes))
-    out_codec = LayoutCodec(array_row_layout(rows, cols))
+    out_codec = LayoutCodec(array_row_layout(rows, cols, BFloat16 if _acc() == "bf16" else Float32))
     txns = [in_codec.pack(beat_payload(b, bf16)) for b in beats]
     await clock_and_reset(dut)
     trace = await run_stream_test(
