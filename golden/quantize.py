@@ -416,6 +416,10 @@ def _quantize_blocks(x32: np.ndarray, f: ElementFormat, block_shape: tuple,
     return MXArray(f, np.ascontiguousarray(codes), scale, tuple(block_shape))
 
 
+_SR_CHUNK = 1 << 16
+"""Elements hashed per step by :func:`_sr_bits_for_blocks` (cache-sized; any value gives the same bits)."""
+
+
 def _sr_bits_for_blocks(nblk: tuple, block_shape: tuple, sr_bits: int, seed: int,
                         block_offset: int) -> np.ndarray:
     """The random integers of every element, shaped (n0, b0, n1, b1, ...).
@@ -423,11 +427,16 @@ def _sr_bits_for_blocks(nblk: tuple, block_shape: tuple, sr_bits: int, seed: int
     Block index: row-major over the block grid, plus ``block_offset``; element index:
     row-major inside the (padded) block. See docs/stochastic_rounding.md.
     """
-    keys = sr_block_key(seed, block_offset + np.arange(int(np.prod(nblk)), dtype=np.uint64))
-    elem = np.arange(int(np.prod(block_shape)), dtype=np.uint32) * np.uint32(SR_WEYL)
-    x = keys.reshape(-1, 1) + elem.reshape(1, -1)          # (blocks, elements), mod 2^32
-    r = sr_mix(x, in_place=True)
-    r >>= np.uint32(32 - sr_bits)
+    nb, be = int(np.prod(nblk)), int(np.prod(block_shape))
+    keys = sr_block_key(seed, block_offset + np.arange(nb, dtype=np.uint64))
+    elem = np.arange(be, dtype=np.uint32) * np.uint32(SR_WEYL)
+    r = np.empty((nb, be), dtype=np.uint32)                 # (blocks, elements)
+    rows = max(1, _SR_CHUNK // be)          # a few blocks at a time: the mixer's passes stay in cache
+    for i in range(0, nb, rows):
+        x = r[i:i + rows]
+        np.add(keys[i:i + rows, None], elem[None, :], out=x)   # key + element x W, mod 2^32
+        sr_mix(x, in_place=True)
+        x >>= np.uint32(32 - sr_bits)
     r = r.reshape(nblk + tuple(block_shape))
     nd = len(nblk)
     return r.transpose([a for i in range(nd) for a in (i, nd + i)])
