@@ -27,6 +27,13 @@ PARAM_OPTIONS = {
     "n": ("--n", positive_int, "N", "inputs of the max-exponent finder"),
     "stages": ("--stages", int, "S", "pipeline stages (max-exponent finder, re-quantizer)"),
     "dim": ("--dim", positive_int, "D", "side of the stored square operands and of C (gemm)"),
+    # numerics options (SPEC.md 8, 9, 10); the component checks the values
+    "scale_rounding": ("--scale-rounding", str, "MODE", "scale rule: floor (default), ceil, even"),
+    "rounding": ("--rounding", str, "MODE", "element rounding: rne (default), stochastic"),
+    "sr_bits": ("--sr-bits", int, "R", "random bits per element of stochastic rounding (1..16, default 8)"),
+    "seed": ("--sr-seed", int, "S", "32-bit seed of the stochastic-rounding generator (default 0; "
+             "--seed too, except in `mxsf test` where --seed seeds the stimulus)"),
+    "acc": ("--acc", str, "A", "accumulator: fp32 (default), bf16"),
 }
 
 
@@ -45,14 +52,16 @@ def _option(param: str) -> tuple:
                                      f"constructor parameter {param}"))
 
 
-def add_design_options(parser) -> None:
-    """The design name and an option for every constructor parameter of the registry."""
+def add_design_options(parser, *, seed_alias: bool = True) -> None:
+    """The design name and an option for every constructor parameter of the registry
+    (``seed_alias``: ``--seed`` also sets the stochastic-rounding seed ``--sr-seed``)."""
     from mxsf.gen.registry import design_names
 
     parser.add_argument("design", metavar="DESIGN", help=f"one of: {', '.join(design_names())}")
     for param in _param_names():
         flag, typ, metavar, text = _option(param)
-        parser.add_argument(flag, dest=f"param_{param}", type=typ, metavar=metavar, help=text)
+        flags = [flag, "--seed"] if param == "seed" and seed_alias else [flag]
+        parser.add_argument(*flags, dest=f"param_{param}", type=typ, metavar=metavar, help=text)
     parser.add_argument("--tile", type=positive_int, nargs=2, metavar=("R", "C"),
                         help="tile rows and columns (same as --rows R --cols C)")
 
@@ -135,7 +144,7 @@ def register(sub) -> None:
     s.set_defaults(func=_cmd_generate)
 
     s = sub.add_parser("test", help="run the cocotb regression of a design against the golden model")
-    add_design_options(s)
+    add_design_options(s, seed_alias=False)
     s.add_argument("--sim", choices=("verilator", "icarus", "both"), default="verilator")
     s.add_argument("--exhaustive", action="store_true", help="run the exhaustive sweeps (all code pairs)")
     s.add_argument("--seed", type=int, default=None, help="random seed (printed on failure)")

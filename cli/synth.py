@@ -81,8 +81,10 @@ def _cmd_compare(args) -> int:
     formats = parse_formats(args.formats)
     arrays = parse_array_sizes(args.array) if args.array is not None else None
     try:
+        options = {"acc": args.acc, "scale_rounding": args.scale_rounding, "rounding": args.rounding,
+                   "sr_bits": args.sr_bits, "seed": args.seed}
         result = run_compare(designs, formats, block_size=args.block_size, lanes=args.lanes,
-                             arrays=arrays, out_dir=args.out, synth_dir=args.synth_dir,
+                             arrays=arrays, options=options, out_dir=args.out, synth_dir=args.synth_dir,
                              workers=args.jobs, cache=not args.no_cache,
                              progress=not args.quiet)
     except SynthError as error:
@@ -122,6 +124,12 @@ def register(subparsers) -> None:
                    help="lanes of every design (default: each design's own; BF16 PE 1)")
     c.add_argument("--array", default=None, metavar="RxC[,RxC...]",
                    help="array sizes for array/gemm/requantizer, each side 1..16 (default 4x4)")
+    c.add_argument("--acc", default=None, help="accumulator of pe/array: fp32 (default), bf16")
+    c.add_argument("--scale-rounding", default=None, help="requantizer/gemm scale rule: floor, ceil, even")
+    c.add_argument("--rounding", default=None, help="requantizer/gemm element rounding: rne, stochastic")
+    c.add_argument("--sr-bits", type=int, default=None, help="random bits of stochastic rounding")
+    c.add_argument("--seed", "--sr-seed", dest="seed", type=int, default=None,
+                   help="seed of stochastic rounding")
     c.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                    help="parallel synthesis processes (default: CPU count)")
     c.add_argument("--out", default="build/compare", help="output folder (default build/compare)")

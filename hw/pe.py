@@ -6,13 +6,15 @@ from amaranth.lib.wiring import In, Out
 
 from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, F32_CANONICAL_NAN, F32_INF_BITS,
                                    F32_SIGN_MASK)
+from mxsf.golden.constants import BF16_BITS, BF16_MAN_BITS, F32_BITS
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import Accumulator, acc_mode
 from mxsf.golden.params import MAX_BLOCK_SIZE, check_divisor, check_int
 
 from .base import MXComponent
 from .formats import ElementDecoder, product_width
 from .fp32 import Float32Adder, IntToFloat32
-from .layouts import E8M0, Float32, element_layout
+from .layouts import E8M0, BFloat16, Float32, element_layout
 
 __all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree"]
 
@@ -71,6 +73,11 @@ class MXProcessingElement(MXComponent):
     subnormals kept, canonical qNaN 0x7FC00000; a NaN scale 0xFF, a NaN element,
     Inf x 0 or +Inf and -Inf products in a block make the block NaN).
 
+    With ``acc="bf16"`` (SPEC.md 10) the block results ``d`` stay float32 and the
+    accumulator is bfloat16: each step is one RNE rounding of the exact ``acc + d`` to
+    bfloat16 (the same adder, :class:`~mxsf.hw.fp32.Float32Adder` with ``man_width=7``),
+    and the result is a :class:`~mxsf.hw.layouts.BFloat16`.
+
     Parameters
     ----------
     fmt : str
@@ -80,6 +87,8 @@ class MXProcessingElement(MXComponent):
     lanes : int
         Element pairs per beat, dividing ``block_size`` (default ``block_size``):
         a block takes ``block_size // lanes`` beats.
+    acc : {"fp32", "bf16"} or Accumulator
+        Accumulator format (default ``fp32``).
 
     Members
     -------
@@ -90,8 +99,9 @@ class MXProcessingElement(MXComponent):
         whose missing elements count as zeros). A dot product also starts with the
         first beat after a ``last``. Always ready: no back-pressure, a beat may
         come every cycle, ``valid`` may drop between any beats.
-    o : Out(stream.Signature(Float32, always_ready=True))
-        The float32 result of a dot product: ``valid`` for one cycle, ``latency``
+    o : Out(stream.Signature(Float32 or BFloat16, always_ready=True))
+        The float32 result of a dot product (bfloat16 with ``acc="bf16"``; ``result_layout``):
+        ``valid`` for one cycle, ``latency``
         cycles after the cycle of its ``last`` beat. The consumer must take it
         (no back-pressure).
 
@@ -100,7 +110,7 @@ class MXProcessingElement(MXComponent):
     TypeError
         A parameter of the wrong type.
     ValueError
-        Unknown format, ``block_size`` out of range, ``lanes`` not a divisor of it.
+        Unknown format, ``block_size`` out of range, ``lanes`` not a divisor of it, bad ``acc``.
 
     Latency
     -------
@@ -109,16 +119,28 @@ class MXProcessingElement(MXComponent):
     float32 accumulation. Throughput one beat per cycle.
     """
 
-    def __init__(self, *, fmt, block_size=32, lanes=None):
+    def __init__(self, *, fmt, block_size=32, lanes=None, acc="fp32"):
         f = get_format(fmt, element_only=True, param="fmt")
+        self._acc = acc_mode(acc)
         check_int("block_size", block_size, 1, MAX_BLOCK_SIZE)
         lanes = block_size if lanes is None else lanes
         check_divisor("lanes", lanes, block_size, "block_size")
         self._fmt, self._block_size, self._lanes = f, block_size, lanes
         super().__init__({
             "i": In(stream.Signature(mx_beat_layout(f, lanes), always_ready=True)),
-            "o": Out(stream.Signature(Float32, always_ready=True)),
-        }, params={"fmt": f.name, "block_size": block_size, "lanes": lanes})
+            "o": Out(stream.Signature(self.result_layout, always_ready=True)),
+        }, params={"fmt": f.name, "block_size": block_size, "lanes": lanes,
+                   **({} if self._acc is Accumulator.FP32 else {"acc": self._acc.value})})
+
+    @property
+    def acc(self) -> Accumulator:
+        """Accumulator format (SPEC.md 10)."""
+        return self._acc
+
+    @property
+    def result_layout(self):
+        """Layout of a result: :class:`Float32`, or :class:`BFloat16` with ``acc="bf16"``."""
+        return Float32 if self._acc is Accumulator.FP32 else BFloat16
 
     @property
     def fmt(self) -> ElementFormat:
@@ -144,7 +166,8 @@ class MXProcessingElement(MXComponent):
 
     @property
     def module_name(self) -> str:
-        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}"
+        suffix = "" if self._acc is Accumulator.FP32 else f"_acc{self._acc.value}"
+        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -279,11 +302,16 @@ class MXProcessingElement(MXComponent):
             dot_end3.eq(frame2.dot_end),
         ]
 
-        # ---- stage 3: float32 accumulation, in block order ----------------------------------
-        acc = Signal(Float32)
-        add = Float32Adder()
+        # ---- stage 3: float32 (or bfloat16) accumulation, in block order --------------------
+        acc = Signal(self.result_layout)
+        if self._acc is Accumulator.FP32:
+            add = Float32Adder()
+            acc32 = acc
+        else:   # a bfloat16 is the top half of a binary32
+            add = Float32Adder(man_width=BF16_MAN_BITS)
+            acc32 = Cat(Const(0, F32_BITS - BF16_BITS), acc.as_value())
         m.submodules.acc_add = add
-        m.d.comb += [add.a.eq(Mux(dot_first3, 0, acc)), add.b.eq(d3)]
+        m.d.comb += [add.a.eq(Mux(dot_first3, 0, acc32)), add.b.eq(d3)]
         with m.If(v3):
             m.d.sync += acc.eq(add.o)
         m.d.sync += [

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import Accumulator, acc_mode
 from mxsf.golden.params import MAX_ARRAY_DIM, MAX_BLOCK_SIZE, check_divisor, check_int
 
 from .base import MXComponent
@@ -39,10 +40,11 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     return data.StructLayout(fields)
 
 
-def array_row_layout(rows: int, cols: int) -> data.StructLayout:
-    """One output beat: row ``row`` of a result tile (``cols`` float32), with tile framing."""
+def array_row_layout(rows: int, cols: int, result=Float32) -> data.StructLayout:
+    """One output beat: row ``row`` of a result tile (``cols`` float32, or ``result=BFloat16``
+    for an MX array with a bfloat16 accumulator), with tile framing."""
     return data.StructLayout({
-        "c": data.ArrayLayout(Float32, cols),
+        "c": data.ArrayLayout(result, cols),
         "row": range(max(rows, 2)),
         "first": 1,   # row == 0
         "last": 1,    # row == rows - 1
@@ -112,6 +114,10 @@ class SystolicArray(MXComponent):
     lanes : int
         K-elements per beat per row/column (default ``block_size``); a divisor of
         ``block_size`` for MX formats, in [1, ``MAX_BF16_LANES`` = 64] for bf16.
+    acc : {"fp32", "bf16"} or Accumulator
+        Accumulator of the MX PEs (SPEC.md 10, default ``fp32``); with ``bf16`` the results
+        are :class:`~mxsf.hw.layouts.BFloat16` (``result_layout``). The BF16 baseline array
+        takes ``fp32`` only.
 
     Members
     -------
@@ -120,8 +126,8 @@ class SystolicArray(MXComponent):
         beat with ``last`` set while fewer than ``last_spacing`` cycles have passed
         since the previous accepted ``last`` (it depends on ``payload.last``, never on
         ``valid``). ``valid`` may drop between any beats.
-    o : Out(stream.Signature(array_row_layout(rows, cols), always_ready=True))
-        Result rows: ``c[j]`` the :class:`~mxsf.hw.layouts.Float32` ``C[row][j]``; ``first``/``last`` mark
+    o : Out(stream.Signature(array_row_layout(rows, cols, result_layout), always_ready=True))
+        Result rows: ``c[j]`` the :class:`~mxsf.hw.layouts.Float32` (or ``BFloat16``) ``C[row][j]``; ``first``/``last`` mark
         rows 0 and ``rows - 1``. A tile gives ``rows`` beats on consecutive cycles.
         No back-pressure: the consumer must take every beat.
 
@@ -145,8 +151,11 @@ class SystolicArray(MXComponent):
     as long as a tile has at least ``rows`` beats (K >= ``rows * lanes``).
     """
 
-    def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None):
+    def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None, acc="fp32"):
         f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
+        self._acc = acc_mode(acc)
+        if not f.is_element and self._acc is not Accumulator.FP32:
+            raise ValueError(f"acc must be fp32 for the bf16 baseline array; not {acc!r}")
         self._fmt, self._rows, self._cols = f, rows, cols
         self._block_size, self._lanes = block_size, lanes
         self._bf16 = not f.is_element
@@ -154,9 +163,19 @@ class SystolicArray(MXComponent):
         self._pe_probe = self._make_pe(probe=True)
         super().__init__({
             "i": In(stream.Signature(array_beat_layout(f, rows, cols, lanes))),
-            "o": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),
+            "o": Out(stream.Signature(array_row_layout(rows, cols, self.result_layout), always_ready=True)),
         }, params={"fmt": f.name, "rows": rows, "cols": cols, "block_size": block_size,
-                   "lanes": lanes})
+                   "lanes": lanes, **({} if self._acc is Accumulator.FP32 else {"acc": self._acc.value})})
+
+    @property
+    def acc(self) -> Accumulator:
+        """Accumulator of the MX PEs (SPEC.md 10)."""
+        return self._acc
+
+    @property
+    def result_layout(self):
+        """Layout of a result: :class:`Float32`, or :class:`BFloat16` with ``acc="bf16"``."""
+        return Float32 if self._acc is Accumulator.FP32 else BFloat16
 
     @property
     def fmt(self) -> ElementFormat:
@@ -207,7 +226,8 @@ class SystolicArray(MXComponent):
     def module_name(self) -> str:
         if self._bf16:
             return f"systolic_bf16_{self._rows}x{self._cols}_l{self._lanes}"
-        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}"
+        suffix = "" if self._acc is Accumulator.FP32 else f"_acc{self._acc.value}"
+        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}{suffix}"
 
     def _make_pe(self, probe=False):
         if self._bf16:
@@ -215,6 +235,8 @@ class SystolicArray(MXComponent):
         else:
             cls, params = MXProcessingElement, {"fmt": self._fmt, "block_size": self._block_size,
                                                 "lanes": self._lanes}
+            if self._acc is not Accumulator.FP32:
+                params["acc"] = self._acc
         return cls.probe(**params) if probe else cls(**params)
 
     def elaborate(self, platform):
@@ -299,7 +321,7 @@ class SystolicArray(MXComponent):
             merged = 0
             for i in range(rows):
                 merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload.as_value(), 0)
-            out_c.append(_delay(m, merged, Float32, cols - j, f"col{j}_d"))
+            out_c.append(_delay(m, merged, self.result_layout, cols - j, f"col{j}_d"))
         last_col = [pes[i][cols - 1].o.valid for i in range(rows)]
         row_idx = 0
         for i in range(1, rows):

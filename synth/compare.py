@@ -378,13 +378,16 @@ def parse_array_sizes(text: str) -> list[tuple[int, int]]:
 
 def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: int = 32,
                  lanes: int | None = None,
-                 arrays: Sequence[tuple[int, int]] | None = None) -> list[SynthJob]:
+                 arrays: Sequence[tuple[int, int]] | None = None,
+                 options: Mapping[str, Any] | None = None) -> list[SynthJob]:
     """The jobs of a sweep, references first, duplicates dropped.
 
     Each design takes from the sweep the parameters it has: ``fmt`` from ``formats``,
     ``block_size`` (and ``n``, the inputs of a max-exponent finder) from ``block_size``,
     ``lanes`` from ``lanes`` when given (the BF16 PE otherwise has 1 lane), ``rows`` and
-    ``cols`` from ``arrays`` (default 4x4). References: the BF16 PE with 1 lane and the
+    ``cols`` from ``arrays`` (default 4x4), and the numerics options it takes from
+    ``options`` (``acc``, ``scale_rounding``, ``rounding``, ``sr_bits``, ``seed``; SPEC.md
+    8-10). References (always default options): the BF16 PE with 1 lane and the
     ``fp8_e4m3`` PE with ``block_size`` and ``lanes``.
 
     Raises
@@ -423,6 +426,9 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
                 axes.append([{"lanes": base_params["lanes"]}])
         if {"rows", "cols"} <= set(spec.params):
             axes.append([{"rows": r, "cols": c} for r, c in arrays])
+        taken = {k: v for k, v in (options or {}).items() if v is not None and k in spec.params}
+        if taken:
+            axes.append([taken])
         combos: list[dict[str, Any]] = [{}]
         for axis in axes:
             combos = [{**combo, **choice} for combo in combos for choice in axis]
@@ -679,6 +685,7 @@ class CompareResult:
 
 def run_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: int = 32,
                 lanes: int | None = None, arrays: Sequence[tuple[int, int]] | None = None,
+                options: Mapping[str, Any] | None = None,
                 out_dir: str | os.PathLike[str] = "build/compare",
                 synth_dir: str | os.PathLike[str] | None = None, workers: int | None = None,
                 cache: bool = True, progress: bool | TextIO = True,
@@ -694,7 +701,8 @@ def run_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: i
     SynthError
         A synthesis failed; nothing is written to ``out_dir``.
     """
-    jobs = plan_compare(designs, formats, block_size=block_size, lanes=lanes, arrays=arrays)
+    jobs = plan_compare(designs, formats, block_size=block_size, lanes=lanes, arrays=arrays,
+                        options=options)
     bar = None
     if progress:
         bar = ProgressBar(len(jobs), stream=None if progress is True else progress)

@@ -87,7 +87,7 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
             trace.append(None)
         trace.append(b)
     expected = pe_cycle_model(trace, fmt=dut.fmt.name, block_size=dut.block_size, lanes=dut.lanes,
-                              latency=dut.latency)
+                              latency=dut.latency, acc=dut.acc)
     got = []
 
     async def drive(ctx):
