@@ -207,6 +207,15 @@ class ElementFormat:
             )
         raise ValueError(f"format {self.name!r} has no element encoder")
 
+    @property
+    def field_text(self) -> tuple[str, str, str]:
+        """(exponent bits, mantissa bits, bias) as shown in the format table."""
+        if self.kind is FormatKind.FP:
+            return str(self.exp_bits), str(self.man_bits), str(self.bias)
+        if self.kind is FormatKind.MXSF:
+            return "2|3", "5|2", "-"            # E2M5 mode | E3M2 mode
+        return "-", "-", "-"
+
     def describe(self) -> dict:
         """Plain-dict summary (for the CLI table and JSON sidecars)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -25,6 +25,7 @@ import numpy as np
 
 from .formats import get_format
 from .matmul import batched_dot, bf16_matmul, matmul
+from .options import Accumulator, acc_mode
 from .quantize import MXArray
 
 __all__ = ["Beat", "split_frames", "pe_dot_products", "pe_cycle_model", "bf16_pe_cycle_model", "mx_dot", "bf16_dot"]
@@ -120,7 +121,7 @@ def pe_dot_products(trace, *, block_size: int, lanes: int) -> list:
             for cyc, blocks in split_frames(trace, block_size // lanes)]
 
 
-def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> list:
+def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int, acc="fp32") -> list:
     """Expected output of an MX PE on every cycle.
 
     Parameters
@@ -129,13 +130,16 @@ def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> 
         Input per cycle (``None``: no valid beat that cycle).
     latency : int
         Cycles from a ``last`` beat to its result.
+    acc : {"fp32", "bf16"}
+        Accumulator (SPEC.md 10).
 
     Returns
     -------
     list of int or None
-        For each cycle of ``len(trace) + latency`` cycles: the float32 bits of the
-        result that is valid that cycle, or ``None``.
+        For each cycle of ``len(trace) + latency`` cycles: the float32 bits (bfloat16 bits
+        with ``acc="bf16"``) of the result that is valid that cycle, or ``None``.
     """
+    mode = acc_mode(acc)
     out = [None] * (len(trace) + latency)
     dots = pe_dot_products(trace, block_size=block_size, lanes=lanes)
     # Dot products with the same number of blocks are computed together.
@@ -153,7 +157,8 @@ def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> 
                 a[i, j * block_size: j * block_size + len(ac)] = ac
                 b[i, j * block_size: j * block_size + len(bc)] = bc
                 sa[i, j], sb[i, j] = xa, xb
-        res = batched_dot(a, b, sa, sb, fmt, block_size).view(np.uint32)
+        res = batched_dot(a, b, sa, sb, fmt, block_size, acc=mode)
+        res = res.view(np.uint32) if mode is Accumulator.FP32 else res
         for (cyc, _), r in zip(group, res):
             out[cyc + latency] = int(r)
     return out

@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .formats import get_format
+from .params import check_divisor, check_int
 from .quantize import block_max_exponent, requantize_tile
 
 __all__ = [
@@ -85,17 +86,17 @@ class RequantBeat:
     last: bool
 
 
+_MAX_LATENCY = 1 << 16   # any sane pipeline; the models only need an upper bound
+
+
 def _check_latency(latency, lo: int, what: str) -> int:
-    if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) or latency < lo:
-        raise ValueError(f"latency must be an integer >= {lo} for the {what}, not {latency!r}")
-    return int(latency)
+    return check_int(f"latency of the {what}", latency, lo, _MAX_LATENCY)
 
 
 def _check_beats(n, lanes, name="n"):
-    if not (isinstance(n, (int, np.integer)) and isinstance(lanes, (int, np.integer))
-            and n >= 1 and lanes >= 1 and n % lanes == 0):
-        raise ValueError(f"lanes must be a positive divisor of {name}={n!r}, not {lanes!r}")
-    return int(n) // int(lanes)
+    """Beats per group: ``lanes`` must divide ``n``."""
+    n = check_int(name, n, 1, 1 << 30)
+    return n // check_divisor("lanes", lanes, n, name)
 
 
 def _as_f32(bits) -> np.ndarray:
@@ -132,10 +133,15 @@ def maxexp_cycle_model(trace: Sequence[StreamCycle], *, n: int, lanes: int, late
     return rows
 
 
-def requant_tile_beats(values_bits, *, fmt, rows: int, cols: int, lanes: int) -> list:
-    """Golden output beats of one tile (row-major float32 bit patterns)."""
+def requant_tile_beats(values_bits, *, fmt, rows: int, cols: int, lanes: int, tile_index: int = 0,
+                       **options) -> list:
+    """Golden output beats of one tile (row-major float32 bit patterns).
+
+    ``options`` are :func:`~mxsf.golden.quantize.requantize_tile`'s ``scale_rounding``,
+    ``rounding``, ``sr_bits`` and ``seed``; ``tile_index`` the tile's number since reset.
+    """
     x = _as_f32(values_bits).reshape(rows, cols)
-    q = requantize_tile(x, fmt)
+    q = requantize_tile(x, fmt, tile_index=tile_index, **options)
     codes = q.codes.reshape(-1).astype(np.int64)
     scale = int(q.scale_e8m0.reshape(-1)[0])
     beats = rows * cols // lanes
@@ -144,8 +150,15 @@ def requant_tile_beats(values_bits, *, fmt, rows: int, cols: int, lanes: int) ->
 
 
 def requant_cycle_model(trace: Sequence[StreamCycle], *, fmt, rows: int, cols: int, lanes: int,
-                        latency: int) -> list:
-    """Expected :class:`StreamOut` of a ``TileRequantizer`` on every cycle of ``trace``."""
+                        latency: int, scale_rounding="floor", rounding="rne", sr_bits: int = 8,
+                        seed: int = 0) -> list:
+    """Expected :class:`StreamOut` of a ``TileRequantizer`` on every cycle of ``trace``.
+
+    The options are the re-quantizer's (SPEC.md 8 and 9); tiles are numbered from 0 in the
+    order they are accepted (the block index of stochastic rounding).
+    """
+    options = dict(scale_rounding=scale_rounding, rounding=rounding, sr_bits=sr_bits, seed=seed)
+    n_tiles = 0
     f = get_format(fmt, element_only=True)
     beats = _check_beats(rows * cols, lanes, "rows*cols")
     latency = _check_latency(latency, 3, "tile re-quantizer")
@@ -180,7 +193,9 @@ def requant_cycle_model(trace: Sequence[StreamCycle], *, fmt, rows: int, cols: i
             cur.extend(cyc.beat)
             if w_idx == beats - 1:
                 arriving.append((cycle + scale_delay,
-                                 requant_tile_beats(cur, fmt=f, rows=rows, cols=cols, lanes=lanes)))
+                                 requant_tile_beats(cur, fmt=f, rows=rows, cols=cols, lanes=lanes,
+                                                    tile_index=n_tiles, **options)))
+                n_tiles += 1
                 pending[w_bank] = True
                 cur, w_idx, w_bank = [], 0, w_bank ^ 1
             else:

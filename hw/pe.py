@@ -1,30 +1,34 @@
 """The MX processing element: exact block dot products, one rounding, float32 accumulation."""
 
-
-
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
+from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, F32_CANONICAL_NAN, F32_INF_BITS,
+                                   F32_SIGN_MASK)
+from mxsf.golden.constants import BF16_BITS, BF16_MAN_BITS, F32_BITS
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import Accumulator, acc_mode
+from mxsf.golden.params import MAX_BLOCK_SIZE, check_divisor, check_int
 
-from .formats import ElementDecoder, check_int, product_width
-from .fp32 import CANONICAL_NAN, Float32Adder, IntToFloat32
+from .base import MXComponent
+from .formats import ElementDecoder, product_width
+from .fp32 import Float32Adder, IntToFloat32
+from .layouts import E8M0, BFloat16, Float32, element_layout
 
 __all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree"]
 
-_F32_PINF = 0x7F800000
-_F32_NINF = 0xFF800000
-
 
 def mx_beat_layout(fmt, lanes: int) -> data.StructLayout:
-    """One input beat of the MX PE: ``lanes`` codes of A and of B, two E8M0 scales, framing."""
+    """One input beat of the MX PE: ``lanes`` codes of A and of B, two E8M0 scales, framing.
+
+    Codes are :func:`~mxsf.hw.layouts.element_layout` structs, scales :class:`~mxsf.hw.layouts.E8M0`."""
     f = get_format(fmt, element_only=True)
     return data.StructLayout({
-        "a": data.ArrayLayout(f.bits, lanes),
-        "b": data.ArrayLayout(f.bits, lanes),
-        "scale_a": 8,
-        "scale_b": 8,
+        "a": data.ArrayLayout(element_layout(f), lanes),
+        "b": data.ArrayLayout(element_layout(f), lanes),
+        "scale_a": E8M0,
+        "scale_b": E8M0,
         "first": 1,
         "last": 1,
     })
@@ -59,7 +63,7 @@ class _Specials(data.Struct):
     ninf: 1
 
 
-class MXProcessingElement(wiring.Component):
+class MXProcessingElement(MXComponent):
     """MX dot-product processing element (SPEC.md section 5), one beat per cycle.
 
     For each dot product, over its K-blocks in order: the exact integer sum ``s``
@@ -68,6 +72,11 @@ class MXProcessingElement(wiring.Component):
     ``s x 2^(Ea+Eb)`` to float32, and float32 accumulation (IEEE addition, RNE,
     subnormals kept, canonical qNaN 0x7FC00000; a NaN scale 0xFF, a NaN element,
     Inf x 0 or +Inf and -Inf products in a block make the block NaN).
+
+    With ``acc="bf16"`` (SPEC.md 10) the block results ``d`` stay float32 and the
+    accumulator is bfloat16: each step is one RNE rounding of the exact ``acc + d`` to
+    bfloat16 (the same adder, :class:`~mxsf.hw.fp32.Float32Adder` with ``man_width=7``),
+    and the result is a :class:`~mxsf.hw.layouts.BFloat16`.
 
     Parameters
     ----------
@@ -78,6 +87,8 @@ class MXProcessingElement(wiring.Component):
     lanes : int
         Element pairs per beat, dividing ``block_size`` (default ``block_size``):
         a block takes ``block_size // lanes`` beats.
+    acc : {"fp32", "bf16"} or Accumulator
+        Accumulator format (default ``fp32``).
 
     Members
     -------
@@ -88,8 +99,9 @@ class MXProcessingElement(wiring.Component):
         whose missing elements count as zeros). A dot product also starts with the
         first beat after a ``last``. Always ready: no back-pressure, a beat may
         come every cycle, ``valid`` may drop between any beats.
-    o : Out(stream.Signature(32, always_ready=True))
-        The float32 result of a dot product: ``valid`` for one cycle, ``latency``
+    o : Out(stream.Signature(Float32 or BFloat16, always_ready=True))
+        The float32 result of a dot product (bfloat16 with ``acc="bf16"``; ``result_layout``):
+        ``valid`` for one cycle, ``latency``
         cycles after the cycle of its ``last`` beat. The consumer must take it
         (no back-pressure).
 
@@ -98,65 +110,86 @@ class MXProcessingElement(wiring.Component):
     TypeError
         A parameter of the wrong type.
     ValueError
-        Unknown format, ``block_size`` out of range, ``lanes`` not a divisor of it.
+        Unknown format, ``block_size`` out of range, ``lanes`` not a divisor of it, bad ``acc``.
 
     Latency
     -------
-    ``latency == 3``: decode, multiply, align and add the beat's products |
-    block accumulation (multi-beat blocks) and one rounding to float32 | float32
-    accumulation. Throughput one beat per cycle.
+    ``latency == 3`` for every parameter: decode, multiply, align and add the beat's
+    products | block accumulation (multi-beat blocks) and one rounding to float32 |
+    float32 accumulation. Throughput one beat per cycle.
     """
 
-    LATENCY = 3
-
-    def __init__(self, fmt, block_size: int = 32, lanes=None):
-        self._fmt = get_format(fmt, element_only=True, param="fmt")
-        self._block_size = check_int(block_size, "block_size", 1, 1024)
-        if lanes is None:
-            lanes = block_size
-        check_int(lanes, "lanes", 1, block_size)
-        if block_size % lanes:
-            divisors = [d for d in range(1, block_size + 1) if block_size % d == 0]
-            raise ValueError(f"lanes must divide block_size={block_size} (one of {divisors}), not {lanes!r}")
-        self._lanes = lanes
+    def __init__(self, *, fmt, block_size=32, lanes=None, acc="fp32"):
+        f = get_format(fmt, element_only=True, param="fmt")
+        self._acc = acc_mode(acc)
+        check_int("block_size", block_size, 1, MAX_BLOCK_SIZE)
+        lanes = block_size if lanes is None else lanes
+        check_divisor("lanes", lanes, block_size, "block_size")
+        self._fmt, self._block_size, self._lanes = f, block_size, lanes
         super().__init__({
-            "i": In(stream.Signature(mx_beat_layout(self._fmt, lanes), always_ready=True)),
-            "o": Out(stream.Signature(32, always_ready=True)),
-        })
-
-    fmt = property(lambda self: self._fmt, doc="ElementFormat of A and B")
-    block_size = property(lambda self: self._block_size)
-    lanes = property(lambda self: self._lanes)
-    beats_per_block = property(lambda self: self._block_size // self._lanes)
-    latency = property(lambda self: self.LATENCY, doc="cycles from a last beat to its result")
+            "i": In(stream.Signature(mx_beat_layout(f, lanes), always_ready=True)),
+            "o": Out(stream.Signature(self.result_layout, always_ready=True)),
+        }, params={"fmt": f.name, "block_size": block_size, "lanes": lanes,
+                   **({} if self._acc is Accumulator.FP32 else {"acc": self._acc.value})})
 
     @property
-    def params(self) -> dict:
-        return {"fmt": self._fmt.name, "block_size": self._block_size, "lanes": self._lanes}
+    def acc(self) -> Accumulator:
+        """Accumulator format (SPEC.md 10)."""
+        return self._acc
+
+    @property
+    def result_layout(self):
+        """Layout of a result: :class:`Float32`, or :class:`BFloat16` with ``acc="bf16"``."""
+        return Float32 if self._acc is Accumulator.FP32 else BFloat16
+
+    @property
+    def fmt(self) -> ElementFormat:
+        """Element format of A and B."""
+        return self._fmt
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def beats_per_block(self) -> int:
+        return self._block_size // self._lanes
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the cycle of a dot product's ``last`` beat to its result."""
+        return 3
 
     @property
     def module_name(self) -> str:
-        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}"
+        suffix = "" if self._acc is Accumulator.FP32 else f"_acc{self._acc.value}"
+        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
         f: ElementFormat = self._fmt
         lanes, bpb = self._lanes, self.beats_per_block
 
-        # ---- widths, all derived from the format ------------------------------------
+        # ---- widths, all derived from the format and the E8M0 scale ------------------------
         p_width = product_width(f)                              # |a_i b_i| in 2^(2 lsb) units
         term_shape = signed(p_width + 1)                        # a product with its sign
         beat_width = p_width + 1 + (lanes - 1).bit_length() + 1  # signed sum of one beat (+ neg count)
         block_width = p_width + 1 + (self._block_size - 1).bit_length() + 1   # signed block sum
-        k_offset = 2 * f.lsb_exp - 2 * 127                       # s x 2^(Ea+Eb) in 2^(2 lsb) units
-        k_min, k_max = k_offset, 2 * 255 + k_offset
+        scale_max = (1 << E8M0_BITS) - 1                         # largest scale byte
+        k_shape = signed(E8M0_BITS + 3)                          # sum of two scale bytes, signed
+        k_offset = 2 * f.lsb_exp - 2 * E8M0_BIAS                 # s x 2^(Ea+Eb) in 2^(2 lsb) units
+        k_min, k_max = k_offset, 2 * scale_max + k_offset
 
         beat = self.i.payload
 
         # ---- stage 1: framing, decode, products ---------------------------------------
         beat_idx = Signal(range(max(bpb, 2)))
         dot_fresh = Signal(init=1)          # the next beat starts a dot product
-        blk_k = Signal(signed(11))          # scale_a + scale_b of the block being read
+        blk_k = Signal(k_shape)             # scale_a + scale_b of the block being read
         blk_nan_scale = Signal()
         blk_dot_first = Signal()
 
@@ -168,12 +201,12 @@ class MXProcessingElement(wiring.Component):
             frame0.dot_end.eq(beat.last),
             frame0.dot_first.eq(Mux(frame0.block_start, beat.first | dot_fresh, blk_dot_first)),
         ]
-        scale_sum = Signal(signed(11))
+        scale_a, scale_b = E8M0(beat.scale_a), E8M0(beat.scale_b)
+        scale_sum = Signal(k_shape)
         nan_scale = Signal()
         m.d.comb += [
-            scale_sum.eq(Mux(frame0.block_start, beat.scale_a + beat.scale_b, blk_k)),
-            nan_scale.eq(Mux(frame0.block_start, (beat.scale_a == 0xFF) | (beat.scale_b == 0xFF),
-                             blk_nan_scale)),
+            scale_sum.eq(Mux(frame0.block_start, scale_a.biased + scale_b.biased, blk_k)),
+            nan_scale.eq(Mux(frame0.block_start, scale_a.is_nan() | scale_b.is_nan(), blk_nan_scale)),
         ]
         with m.If(self.i.valid):
             m.d.sync += [
@@ -186,7 +219,7 @@ class MXProcessingElement(wiring.Component):
 
         terms, negs, specials = [], [], []
         for lane in range(lanes):
-            da, db = ElementDecoder(f), ElementDecoder(f)
+            da, db = ElementDecoder(fmt=f), ElementDecoder(fmt=f)
             m.submodules[f"dec_a{lane}"] = da
             m.submodules[f"dec_b{lane}"] = db
             m.d.comb += [da.code.eq(beat.a[lane]), db.code.eq(beat.b[lane])]
@@ -220,7 +253,7 @@ class MXProcessingElement(wiring.Component):
         # register per lane; the tree follows the multipliers in the same cycle) -------
         v2 = Signal()
         frame2 = Signal(_Framing)
-        k2 = Signal(signed(11))
+        k2 = Signal(k_shape)
         nan_scale2 = Signal()
         beat_sum2 = Signal(signed(beat_width))
         sp2 = Signal(_Specials)
@@ -248,18 +281,18 @@ class MXProcessingElement(wiring.Component):
         m.submodules.round = rnd
         m.d.comb += [rnd.s.eq(block_sum), rnd.k.eq(k2 + k_offset)]
 
-        d = Signal(32)
+        d = Signal(Float32)
         with m.If(nan_scale2 | block_sp.nan | (block_sp.pinf & block_sp.ninf)):
-            m.d.comb += d.eq(CANONICAL_NAN)
+            m.d.comb += d.eq(F32_CANONICAL_NAN)
         with m.Elif(block_sp.pinf):
-            m.d.comb += d.eq(_F32_PINF)
+            m.d.comb += d.eq(F32_INF_BITS)
         with m.Elif(block_sp.ninf):
-            m.d.comb += d.eq(_F32_NINF)
+            m.d.comb += d.eq(F32_SIGN_MASK | F32_INF_BITS)
         with m.Else():
             m.d.comb += d.eq(rnd.o)
 
         v3 = Signal()
-        d3 = Signal(32)
+        d3 = Signal(Float32)
         dot_first3 = Signal()
         dot_end3 = Signal()
         m.d.sync += [
@@ -269,11 +302,16 @@ class MXProcessingElement(wiring.Component):
             dot_end3.eq(frame2.dot_end),
         ]
 
-        # ---- stage 3: float32 accumulation, in block order ----------------------------------
-        acc = Signal(32)
-        add = Float32Adder()
+        # ---- stage 3: float32 (or bfloat16) accumulation, in block order --------------------
+        acc = Signal(self.result_layout)
+        if self._acc is Accumulator.FP32:
+            add = Float32Adder()
+            acc32 = acc
+        else:   # a bfloat16 is the top half of a binary32
+            add = Float32Adder(man_width=BF16_MAN_BITS)
+            acc32 = Cat(Const(0, F32_BITS - BF16_BITS), acc.as_value())
         m.submodules.acc_add = add
-        m.d.comb += [add.a.eq(Mux(dot_first3, 0, acc)), add.b.eq(d3)]
+        m.d.comb += [add.a.eq(Mux(dot_first3, 0, acc32)), add.b.eq(d3)]
         with m.If(v3):
             m.d.sync += acc.eq(add.o)
         m.d.sync += [

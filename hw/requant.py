@@ -10,62 +10,37 @@ the codes out.
 
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, E8M0_MAX_EXP, E8M0_NAN, F32_BIAS,
+                                   F32_EXP_BITS, F32_MAN_BITS)
+from mxsf.golden.formats import ElementFormat, FormatKind, get_format
+from mxsf.golden.options import (SR_DEFAULT_BITS, SR_WEYL, Rounding, ScaleRounding, check_seed,
+                                 check_sr_bits, rounding_mode, scale_rounding_mode)
+from mxsf.golden.params import MAX_LANES, MAX_TILE_DIM, check_divisor, check_int
 
-from .formats import check_int, element_layout
-from .fp32 import Float32
-from .maxexp import (BlockMaxExponent, check_lanes, check_stages, default_stages,
-                     float32_beat_layout)
+from .base import MXComponent
+from .fp32 import leading_zeros
+from .layouts import E8M0, Float32, element_layout
+from .maxexp import MAX_GROUP, BlockMaxExponent, check_stages, default_stages, float32_beat_layout
+from .stochastic import sr_mix, sr_mix_constant
 
 __all__ = [
     "ElementEncoder",
     "TileRequantizer",
     "requant_out_layout",
-    "leading_zeros",
 ]
 
-# ---- float32 constants ------------------------------------------------------------------
-_F32_BIAS = 127
-_F32_MANT = 23
-_SIG_WIDTH = _F32_MANT + 1          # significand with the hidden bit
-_NAN_SCALE = 0xFF                   # E8M0 NaN
-_SCALE_BIAS = 127
-_TILE_MAX = 1 << 16                 # rows * cols
-_DIM_MAX = 1024
+# ---- float32 and scale constants ----------------------------------------------------------
+_SIG_WIDTH = F32_MAN_BITS + 1           # float32 significand with the hidden bit
+_EXP_SHAPE = signed(E8M0_BITS)          # scale exponent E = byte - 127, in [-128, 127]
+_EXP_MIN = -(1 << (E8M0_BITS - 1))      # -128: the encoder is exact for every E of that shape
+_F32_EXP_MAX = (1 << F32_EXP_BITS) - 1  # largest exponent field (255)
 
 
-def leading_zeros(m, value, name="lz"):
-    """Leading zeros of ``value`` (``len(value)`` when it is zero), as a log-depth tree.
-
-    Every node's "all zero" flag and count are Signals (driven in ``m.d.comb``), so the
-    netlist is a tree of ``len(value)`` nodes rather than an expression re-expanded at
-    every use.
-    """
-    width = 1
-    while width < len(value) + 1:
-        width *= 2
-    # Pad at the LSB end with a one, so the tree never sees an all-zero word.
-    padded = Cat(Const(0, width - len(value) - 1), Const(1, 1), value)
-
-    def tree(bits, path):
-        if len(bits) == 1:
-            return ~bits[0], Const(0, 0)
-        half = len(bits) // 2
-        hi_zero, hi_count = tree(bits[half:], path + "h")
-        lo_zero, lo_count = tree(bits[:half], path + "l")
-        zero = Signal(name=f"{name}_{path}_zero")
-        count = Signal(len(hi_count) + 1, name=f"{name}_{path}_count")
-        m.d.comb += [zero.eq(hi_zero & lo_zero), count.eq(Cat(Mux(hi_zero, lo_count, hi_count), hi_zero))]
-        return zero, count
-
-    return tree(padded, "t")[1]
-
-
-class ElementEncoder(wiring.Component):
+class ElementEncoder(MXComponent):
     """Round ``value / 2^exp`` to an element code: RNE, saturating, combinational.
 
     The float32 significand ``sig`` (hidden bit included; float32 subnormals are not
@@ -77,10 +52,20 @@ class ElementEncoder(wiring.Component):
     saturated at the largest finite code. This is :func:`mxsf.golden.quantize.encode_exact`
     bit for bit, for every float32 finite value and every ``exp`` in [-128, 127].
 
+    With ``rounding="stochastic"`` (SPEC.md 9) the shifter keeps ``sr_bits`` more bits below
+    the quantum (``t mod 2^R``, the R bits right below it, computed exactly from the float32
+    bits and E), adds the random ``rand`` to them, and the carry out replaces the RNE
+    round-up: ``u x floor((t + r) / 2^R)``, saturated. This is
+    :func:`mxsf.golden.quantize.encode_stochastic` bit for bit.
+
     Parameters
     ----------
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
+    rounding : {"rne", "stochastic"}
+        Element rounding (default ``rne``).
+    sr_bits : int
+        Random bits per element for stochastic rounding, in [1, 16] (default 8).
 
     Members
     -------
@@ -88,30 +73,58 @@ class ElementEncoder(wiring.Component):
         The float32 value (NaN/Inf give an unspecified code: the caller masks them).
     exp : In(signed(8))
         The scale exponent ``E`` (the E8M0 byte minus 127).
+    rand : In(sr_bits)
+        Only with ``rounding="stochastic"``: the random integer ``r``.
     code : Out(element_layout(fmt))
         The code. Negative values that round to zero give the sign bit with magnitude 0
         (-0) in every FP format and MXSF; INT8 codes are two's complement and never -0.
 
+    Raises
+    ------
+    ValueError
+        Unknown format, or bf16; a bad ``rounding`` or ``sr_bits``.
+
     Latency
     -------
-    ``latency = 0`` (combinational).
+    ``latency == 0`` (combinational).
     """
 
-    latency = 0
+    def __init__(self, *, fmt, rounding="rne", sr_bits=SR_DEFAULT_BITS):
+        f = get_format(fmt, element_only=True, param="fmt")
+        self._fmt = f
+        self._rounding = rounding_mode(rounding)
+        self._sr_bits = check_sr_bits(sr_bits)
+        members = {"value": In(Float32), "exp": In(_EXP_SHAPE)}
+        params = {"fmt": f.name}
+        if self._rounding is Rounding.STOCHASTIC:
+            members["rand"] = In(self._sr_bits)
+            params.update(rounding=self._rounding.value, sr_bits=self._sr_bits)
+        members["code"] = Out(element_layout(f))
+        super().__init__(members, params=params)
 
-    def __init__(self, fmt):
-        self._fmt = get_format(fmt, element_only=True, param="fmt")
-        super().__init__({
-            "value": In(Float32),
-            "exp": In(signed(8)),
-            "code": Out(element_layout(self._fmt)),
-        })
+    @property
+    def rounding(self) -> Rounding:
+        """Element rounding (SPEC.md 9)."""
+        return self._rounding
 
-    fmt = property(lambda self: self._fmt, doc="ElementFormat of the codes")
+    @property
+    def sr_bits(self) -> int:
+        """Random bits per element (stochastic rounding)."""
+        return self._sr_bits
+
+    @property
+    def fmt(self) -> ElementFormat:
+        """Element format of the codes."""
+        return self._fmt
+
+    @property
+    def latency(self) -> int:
+        return 0
 
     @property
     def module_name(self) -> str:
-        return f"enc_{self._fmt.name}"
+        suffix = f"_sr{self._sr_bits}" if self._rounding is Rounding.STOCHASTIC else ""
+        return f"enc_{self._fmt.name}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -121,23 +134,27 @@ class ElementEncoder(wiring.Component):
 
         # ---- widths ------------------------------------------------------------------
         # ky = ex_eff - 127 - E - lz in [1 - 127 - 127 - 24, 255 - 127 + 128].
-        ky_range = range(1 - _F32_BIAS - 127 - _SIG_WIDTH, 255 - _F32_BIAS + 128 + 1)
+        ky_range = range(1 - F32_BIAS - E8M0_MAX_EXP - _SIG_WIDTH, _F32_EXP_MAX - F32_BIAS - _EXP_MIN + 1)
         # Right shift of sig to the quantum: kk - man_bits + 150 - ex_eff + E. It is at least
         # 5 for every format and E >= -128 (kk >= emin); from 25 on nothing is kept or rounded up.
         # It is at most 256 + 150 - 1 + 127 = 532 (signed 12 bits with NaN/Inf garbage).
         shift_cap = _SIG_WIDTH + 1
+        stochastic = self._rounding is Rounding.STOCHASTIC
+        if stochastic:
+            # R more bits below the quantum: from 24 + R on, t mod 2^R is 0 as well.
+            shift_cap = _SIG_WIDTH + self._sr_bits
         # Code base (kk - emin) << man_bits <= (256 + 14) << 7 < 2^16; with n < 2^20 (shift
         # >= 5) the rounded magnitude fits signed 21 bits before saturation.
 
         sig = Signal(_SIG_WIDTH)
-        ex_eff = Signal(8)
+        ex_eff = Signal(F32_EXP_BITS)
         lz = Signal(range(_SIG_WIDTH + 1))
         ky = Signal(ky_range)
         m.d.comb += [
             sig.eq(x.significand()),
             ex_eff.eq(x.effective_exponent()),
             lz.eq(leading_zeros(m, sig)),
-            ky.eq(ex_eff - _F32_BIAS - self.exp - lz),
+            ky.eq(ex_eff - F32_BIAS - self.exp - lz),
         ]
 
         # ---- per segment: quantum exponent and code base; pick the segment of ky --------
@@ -149,7 +166,7 @@ class ElementEncoder(wiring.Component):
             # later segments (higher ky_lo) override earlier ones
             with m.If(sel):
                 m.d.comb += [
-                    shift.eq(kk - s.man_bits + (_F32_BIAS + _F32_MANT) - ex_eff + self.exp),
+                    shift.eq(kk - s.man_bits + (F32_BIAS + F32_MAN_BITS) - ex_eff + self.exp),
                     base.eq((kk - s.emin) << s.man_bits),
                 ]
 
@@ -162,9 +179,14 @@ class ElementEncoder(wiring.Component):
         kept = Signal(_SIG_WIDTH + shift_cap)
         m.d.comb += kept.eq(Cat(Const(0, shift_cap), sig) >> sh)
         n = kept[shift_cap:]
-        guard = kept[shift_cap - 1]
-        sticky = kept[:shift_cap - 1].any()
-        round_up = guard & (sticky | n[0])
+        if stochastic:
+            R = self._sr_bits
+            frac = kept[shift_cap - R:shift_cap]          # t mod 2^R: the R bits below the quantum
+            round_up = (frac + self.rand)[R]              # the carry of (t mod 2^R) + r
+        else:
+            guard = kept[shift_cap - 1]
+            sticky = kept[:shift_cap - 1].any()
+            round_up = guard & (sticky | n[0])
 
         mag = Signal(signed(21))
         mag_sat = Signal(range(f.max_code + 1))
@@ -173,7 +195,7 @@ class ElementEncoder(wiring.Component):
             mag_sat.eq(Mux(mag > f.max_code, f.max_code, mag[:len(mag_sat)])),
         ]
 
-        if f.kind == "int":
+        if f.kind is FormatKind.INT:
             m.d.comb += self.code.as_value().eq(Mux(x.sign, -mag_sat, mag_sat))
         else:
             m.d.comb += self.code.as_value().eq(Cat(mag_sat, Const(0, f.bits - 1 - len(mag_sat)), x.sign))
@@ -185,13 +207,13 @@ def requant_out_layout(fmt, lanes: int) -> data.StructLayout:
     f = get_format(fmt, element_only=True)
     return data.StructLayout({
         "codes": data.ArrayLayout(element_layout(f), lanes),
-        "scale": 8,
+        "scale": E8M0,
         "first": 1,
         "last": 1,
     })
 
 
-class TileRequantizer(wiring.Component):
+class TileRequantizer(MXComponent):
     """Re-quantize float32 tiles to one E8M0 scale and ``rows x cols`` element codes.
 
     A tile of ``rows x cols`` float32 values arrives row-major, ``lanes`` values a beat
@@ -209,15 +231,28 @@ class TileRequantizer(wiring.Component):
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
     rows, cols : int
-        Tile shape, each in [1, 1024], with ``rows * cols <= 65536``.
+        Tile shape, each in [1, ``MAX_TILE_DIM`` = 1024], with ``rows * cols <= MAX_GROUP`` (65536).
     lanes : int
-        Values per beat, in both directions, in [1, min(rows * cols, 1024)], dividing
+        Values per beat, in both directions, in [1, min(rows * cols, ``MAX_LANES`` = 1024)], dividing
         ``rows * cols`` (default ``cols``; a beat may span rows).
     stages : int, optional
         Pipeline registers of the max-exponent comparator tree, in
         [0, min(ceil(log2(lanes)), beats - 1)]; default
         ``min(ceil(log2(lanes)) // 2, beats - 1)``. The bound keeps the sustained rate at
         one beat per cycle.
+    scale_rounding : {"floor", "ceil", "even"}
+        Scale rule (SPEC.md 8, default ``floor``). ``ceil`` and ``even`` widen the
+        max-exponent tree's keys by one flag bit (:func:`~mxsf.hw.maxexp.scale_round_flag`).
+    rounding : {"rne", "stochastic"}
+        Element rounding (SPEC.md 9, default ``rne``).
+    sr_bits : int
+        Random bits per element for stochastic rounding, in [1, 16] (default 8).
+    seed : int
+        32-bit seed of the stochastic-rounding generator (default 0). Tiles are numbered
+        from 0 after reset in the order they are read out; element ``i = beat x lanes +
+        lane`` of tile ``n`` gets ``r = mix(mix(mix(seed) + n W) + i W) >> (32 - sr_bits)``
+        (docs/stochastic_rounding.md): the n-th tile equals
+        ``requantize_tile(tile, ..., seed=seed, tile_index=n)``.
 
     Members
     -------
@@ -253,43 +288,108 @@ class TileRequantizer(wiring.Component):
     a tile starts when its scale is known, in order, at most one beat a cycle.
     """
 
-    def __init__(self, fmt, rows=32, cols=32, lanes=None, stages=None):
-        self._fmt = get_format(fmt, element_only=True, param="fmt")
-        check_int(rows, "rows", 1, _DIM_MAX)
-        check_int(cols, "cols", 1, _DIM_MAX)
-        if rows * cols > _TILE_MAX:
-            raise ValueError(f"rows * cols must be at most {_TILE_MAX}, not {rows} * {cols} = {rows * cols}")
+    def __init__(self, *, fmt, rows=32, cols=32, lanes=None, stages=None, scale_rounding="floor",
+                 rounding="rne", sr_bits=SR_DEFAULT_BITS, seed=0):
+        f = get_format(fmt, element_only=True, param="fmt")
+        self._scale_rounding = scale_rounding_mode(scale_rounding)
+        self._rounding = rounding_mode(rounding)
+        self._sr_bits = check_sr_bits(sr_bits)
+        self._seed = check_seed(seed)
+        check_int("rows", rows, 1, MAX_TILE_DIM)
+        check_int("cols", cols, 1, MAX_TILE_DIM)
+        if rows * cols > MAX_GROUP:
+            raise ValueError(f"rows * cols must be at most {MAX_GROUP}, not {rows} * {cols} = {rows * cols}")
         n = rows * cols
         lanes = cols if lanes is None else lanes
-        check_lanes(n, lanes, n_name="rows*cols")
+        check_divisor("lanes", lanes, n, "rows*cols", hi=MAX_LANES)
         beats = n // lanes
         if stages is None:
             stages = min(default_stages(lanes), beats - 1)
         check_stages(stages, lanes, beats - 1)
-        self._rows, self._cols, self._lanes, self._stages = rows, cols, lanes, stages
+        self._fmt, self._rows, self._cols, self._lanes, self._stages = f, rows, cols, lanes, stages
         super().__init__({
             "i": In(stream.Signature(float32_beat_layout(lanes))),
-            "o": Out(stream.Signature(requant_out_layout(self._fmt, lanes))),
-        })
-
-    fmt = property(lambda self: self._fmt, doc="ElementFormat of the codes")
-    rows = property(lambda self: self._rows)
-    cols = property(lambda self: self._cols)
-    lanes = property(lambda self: self._lanes)
-    stages = property(lambda self: self._stages, doc="max-exponent tree pipeline registers")
-    tile_size = property(lambda self: self._rows * self._cols)
-    beats_per_tile = property(lambda self: self._rows * self._cols // self._lanes)
-    latency = property(lambda self: self._stages + 3,
-                       doc="cycles from a tile's last accepted input beat to its first output beat")
+            "o": Out(stream.Signature(requant_out_layout(f, lanes))),
+        }, params={"fmt": f.name, "rows": rows, "cols": cols, "lanes": lanes, "stages": stages,
+                   **self.options})
 
     @property
-    def params(self) -> dict:
-        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
-                "lanes": self._lanes, "stages": self._stages}
+    def scale_rounding(self) -> ScaleRounding:
+        """Scale rule (SPEC.md 8)."""
+        return self._scale_rounding
+
+    @property
+    def rounding(self) -> Rounding:
+        """Element rounding (SPEC.md 9)."""
+        return self._rounding
+
+    @property
+    def sr_bits(self) -> int:
+        return self._sr_bits
+
+    @property
+    def seed(self) -> int:
+        """Seed of the stochastic-rounding generator."""
+        return self._seed
+
+    @property
+    def options(self) -> dict:
+        """The numerics options that differ from the defaults (as golden keyword arguments)."""
+        p = {}
+        if self._scale_rounding is not ScaleRounding.FLOOR:
+            p["scale_rounding"] = self._scale_rounding.value
+        if self._rounding is Rounding.STOCHASTIC:
+            p.update(rounding=self._rounding.value, sr_bits=self._sr_bits, seed=self._seed)
+        return p
+
+    @property
+    def fmt(self) -> ElementFormat:
+        """Element format of the codes."""
+        return self._fmt
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def stages(self) -> int:
+        """Pipeline registers of the max-exponent comparator tree."""
+        return self._stages
+
+    @property
+    def tile_size(self) -> int:
+        return self._rows * self._cols
+
+    @property
+    def beats_per_tile(self) -> int:
+        return self._rows * self._cols // self._lanes
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a tile's last accepted input beat to its first output beat: ``stages + 3``."""
+        return self._stages + 3
+
+    @property
+    def options_suffix(self) -> str:
+        """Module-name suffix of the non-default options (``_ceil``, ``_sr8``, ...)."""
+        suffix = ""
+        if self._scale_rounding is not ScaleRounding.FLOOR:
+            suffix += f"_{self._scale_rounding.value}"
+        if self._rounding is Rounding.STOCHASTIC:
+            suffix += f"_sr{self._sr_bits}"
+        return suffix
 
     @property
     def module_name(self) -> str:
-        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}"
+        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}{self.options_suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -301,7 +401,12 @@ class TileRequantizer(wiring.Component):
         wp = mem.write_port()
         rp = mem.read_port(transparent_for=())
 
-        mx = BlockMaxExponent(self.tile_size, lanes, self._stages)
+        flagged = self._scale_rounding is not ScaleRounding.FLOOR
+        if flagged:
+            mx = BlockMaxExponent(n=self.tile_size, lanes=lanes, stages=self._stages,
+                                  scale_rounding=self._scale_rounding, fmt=f)
+        else:
+            mx = BlockMaxExponent(n=self.tile_size, lanes=lanes, stages=self._stages)
         m.submodules.maxexp = mx
 
         # ---- write side ------------------------------------------------------------------
@@ -336,11 +441,22 @@ class TileRequantizer(wiring.Component):
         # ---- scales: one max-exponent result per tile, in bank order -------------------------
         s_bank = Signal(name="s_bank")
         full = [Signal(name=f"full{b}") for b in range(2)]          # scale known, not read out
-        scale = [Signal(8, name=f"scale{b}") for b in range(2)]
+        scale = [Signal(E8M0, name=f"scale{b}") for b in range(2)]
         res = mx.o.payload
-        new_scale = Signal(8)
-        m.d.comb += new_scale.eq(Mux(res.any_nan_inf, _NAN_SCALE,
-                                     Mux(res.max_exp > f.emax_elem, res.max_exp - f.emax_elem, 0)))
+        new_scale = Signal(E8M0)
+        if flagged:
+            # field + round-up may reach 255 - emax_elem: clamp E to 127 (byte 254) as well
+            field = Signal(F32_EXP_BITS + 1)
+            top = E8M0_BIAS + E8M0_MAX_EXP
+            m.d.comb += [
+                field.eq(res.max_exp + res.round_up),
+                new_scale.eq(Mux(res.any_nan_inf, E8M0_NAN,
+                                 Mux(field > f.emax_elem + top, top,
+                                     Mux(field > f.emax_elem, field - f.emax_elem, 0)))),
+            ]
+        else:
+            m.d.comb += new_scale.eq(Mux(res.any_nan_inf, E8M0_NAN,
+                                         Mux(res.max_exp > f.emax_elem, res.max_exp - f.emax_elem, 0)))
         with m.If(mx.o.valid):
             m.d.sync += s_bank.eq(~s_bank)
             for b in range(2):
@@ -351,10 +467,10 @@ class TileRequantizer(wiring.Component):
         full_r = Mux(r_bank, full[1], full[0])
         bypass = mx.o.valid & (s_bank == r_bank)     # the scale arrives this cycle
         ready_r = Signal()
-        scale_r = Signal(8)
+        scale_r = Signal(E8M0)
         m.d.comb += [
             ready_r.eq(full_r | bypass),
-            scale_r.eq(Mux(full_r, Mux(r_bank, scale[1], scale[0]), new_scale)),
+            scale_r.eq(Mux(full_r, Mux(r_bank, scale[1].as_value(), scale[0].as_value()), new_scale.as_value())),
         ]
 
         en = Signal()          # the read pipeline advances
@@ -367,14 +483,27 @@ class TileRequantizer(wiring.Component):
         ]
 
         s1_valid = Signal()
-        s1_scale = Signal(8)
+        s1_scale = Signal(E8M0)
         s1_first = Signal()
         s1_last = Signal()
+        stochastic = self._rounding is Rounding.STOCHASTIC
+        if stochastic:
+            # docs/stochastic_rounding.md: T = mix(seed) + n W for tile n (read order),
+            # B = beat x lanes x W; s1_base = mix(T) + B, lane l adds l W.
+            sr_t = Signal(32, init=sr_mix_constant(self._seed), name="sr_tile")
+            sr_b = Signal(32, name="sr_beat")
+            s1_base = Signal(32, name="sr_base")
+            key = sr_mix(m, sr_t, "sr_key")
         with m.If(en):
             m.d.sync += s1_valid.eq(issue)
         with m.If(issue):
             r_last = r_idx == beats - 1
             m.d.sync += [s1_scale.eq(scale_r), s1_first.eq(r_idx == 0), s1_last.eq(r_last)]
+            if stochastic:
+                m.d.sync += [s1_base.eq(key + sr_b),
+                             sr_b.eq(Mux(r_last, 0, sr_b + ((lanes * SR_WEYL) & 0xFFFFFFFF)))]
+                with m.If(r_last):
+                    m.d.sync += sr_t.eq(sr_t + SR_WEYL)
             with m.If(r_last):
                 m.d.sync += [r_idx.eq(0), r_bank.eq(~r_bank)]
                 for b in range(2):    # after the set above: a bypassed tile of one beat ends here
@@ -383,12 +512,17 @@ class TileRequantizer(wiring.Component):
             with m.Else():
                 m.d.sync += r_idx.eq(r_idx + 1)
 
-        s1_nan = s1_scale == _NAN_SCALE
+        s1_nan = s1_scale.is_nan()
         codes = []
         for k in range(lanes):
-            enc = ElementEncoder(f)
+            if stochastic:
+                enc = ElementEncoder(fmt=f, rounding=self._rounding, sr_bits=self._sr_bits)
+                r = sr_mix(m, s1_base + ((k * SR_WEYL) & 0xFFFFFFFF), f"sr_lane{k}")
+                m.d.comb += enc.rand.eq(r[32 - self._sr_bits:])
+            else:
+                enc = ElementEncoder(fmt=f)
             m.submodules[f"enc{k}"] = enc
-            m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(s1_scale - _SCALE_BIAS)]
+            m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(s1_scale.exponent())]
             codes.append(Mux(s1_nan, 0, enc.code.as_value()))
 
         out = self.o.payload

@@ -1,23 +1,23 @@
 """Output-stationary systolic array of MX (or BF16) processing elements."""
 
-from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import Accumulator, acc_mode
+from mxsf.golden.params import MAX_ARRAY_DIM, MAX_BLOCK_SIZE, check_divisor, check_int
 
-from .bf16_pe import BF16ProcessingElement, BFloat16
-from .formats import check_int
+from .base import MXComponent
+from .bf16_pe import MAX_BF16_LANES, BF16ProcessingElement
+from .layouts import E8M0, BFloat16, Float32, element_layout
 from .pe import MXProcessingElement
 
 __all__ = ["SystolicArray", "array_beat_layout", "array_row_layout", "check_array_params"]
 
-MAX_DIM = 64
-"""Largest ``rows``/``cols`` accepted."""
-
 
 def _elem_shape(f: ElementFormat):
-    return BFloat16 if not f.is_element else unsigned(f.bits)
+    return BFloat16 if not f.is_element else element_layout(f)
 
 
 def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayout:
@@ -33,17 +33,18 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     fields = {"a": data.ArrayLayout(data.ArrayLayout(e, lanes), rows),
               "b": data.ArrayLayout(data.ArrayLayout(e, lanes), cols)}
     if f.is_element:
-        fields["scale_a"] = data.ArrayLayout(8, rows)
-        fields["scale_b"] = data.ArrayLayout(8, cols)
+        fields["scale_a"] = data.ArrayLayout(E8M0, rows)
+        fields["scale_b"] = data.ArrayLayout(E8M0, cols)
     fields["first"] = 1
     fields["last"] = 1
     return data.StructLayout(fields)
 
 
-def array_row_layout(rows: int, cols: int) -> data.StructLayout:
-    """One output beat: row ``row`` of a result tile (``cols`` float32), with tile framing."""
+def array_row_layout(rows: int, cols: int, result=Float32) -> data.StructLayout:
+    """One output beat: row ``row`` of a result tile (``cols`` float32, or ``result=BFloat16``
+    for an MX array with a bfloat16 accumulator), with tile framing."""
     return data.StructLayout({
-        "c": data.ArrayLayout(32, cols),
+        "c": data.ArrayLayout(result, cols),
         "row": range(max(rows, 2)),
         "first": 1,   # row == 0
         "last": 1,    # row == rows - 1
@@ -53,18 +54,15 @@ def array_row_layout(rows: int, cols: int) -> data.StructLayout:
 def check_array_params(fmt, rows, cols, block_size, lanes):
     """Shared constructor checks of the array and the GEMM; returns ``(format, lanes)``."""
     f = get_format(fmt, param="fmt")
-    check_int(rows, "rows", 1, MAX_DIM)
-    check_int(cols, "cols", 1, MAX_DIM)
-    check_int(block_size, "block_size", 1, 1024)
+    check_int("rows", rows, 1, MAX_ARRAY_DIM)
+    check_int("cols", cols, 1, MAX_ARRAY_DIM)
+    check_int("block_size", block_size, 1, MAX_BLOCK_SIZE)
     if lanes is None:
         lanes = block_size
-    if not f.is_element:
-        check_int(lanes, "lanes", 1, 64)
+    if f.is_element:
+        check_divisor("lanes", lanes, block_size, "block_size")
     else:
-        check_int(lanes, "lanes", 1, block_size)
-        if block_size % lanes:
-            divisors = [d for d in range(1, block_size + 1) if block_size % d == 0]
-            raise ValueError(f"lanes must divide block_size={block_size} (one of {divisors}), not {lanes!r}")
+        check_int("lanes", lanes, 1, MAX_BF16_LANES)
     return f, lanes
 
 
@@ -78,7 +76,7 @@ def _delay(m, value, shape, cycles: int, name: str):
     return value
 
 
-class SystolicArray(wiring.Component):
+class SystolicArray(MXComponent):
     """Output-stationary ``rows x cols`` grid of processing elements.
 
     PE ``(i, j)`` computes ``C[i][j]`` of a tile ``C = A @ B`` (A: ``rows x K``,
@@ -110,12 +108,16 @@ class SystolicArray(wiring.Component):
     fmt : str
         MX element format (or OCP alias), or ``"bf16"``.
     rows, cols : int
-        Array size, each in [1, 64].
+        Array size, each in [1, ``MAX_ARRAY_DIM`` = 64].
     block_size : int
-        Elements per K-block sharing one scale, in [1, 1024] (MX formats).
+        Elements per K-block sharing one scale, in [1, ``MAX_BLOCK_SIZE`` = 1024] (MX formats).
     lanes : int
         K-elements per beat per row/column (default ``block_size``); a divisor of
-        ``block_size`` for MX formats, in [1, 64] for bf16.
+        ``block_size`` for MX formats, in [1, ``MAX_BF16_LANES`` = 64] for bf16.
+    acc : {"fp32", "bf16"} or Accumulator
+        Accumulator of the MX PEs (SPEC.md 10, default ``fp32``); with ``bf16`` the results
+        are :class:`~mxsf.hw.layouts.BFloat16` (``result_layout``). The BF16 baseline array
+        takes ``fp32`` only.
 
     Members
     -------
@@ -124,8 +126,8 @@ class SystolicArray(wiring.Component):
         beat with ``last`` set while fewer than ``last_spacing`` cycles have passed
         since the previous accepted ``last`` (it depends on ``payload.last``, never on
         ``valid``). ``valid`` may drop between any beats.
-    o : Out(stream.Signature(array_row_layout(rows, cols), always_ready=True))
-        Result rows: ``c[j]`` float32 bits of ``C[row][j]``; ``first``/``last`` mark
+    o : Out(stream.Signature(array_row_layout(rows, cols, result_layout), always_ready=True))
+        Result rows: ``c[j]`` the :class:`~mxsf.hw.layouts.Float32` (or ``BFloat16``) ``C[row][j]``; ``first``/``last`` mark
         rows 0 and ``rows - 1``. A tile gives ``rows`` beats on consecutive cycles.
         No back-pressure: the consumer must take every beat.
 
@@ -143,30 +145,63 @@ class SystolicArray(wiring.Component):
     tile to its row 0 (input register, skew ``i + j`` and PE pipeline cancel against
     the deskew to ``1 + pe_latency + i + cols`` for row ``i``); row ``i`` leaves at
     ``latency + i``, the whole tile is out ``latency + rows - 1`` cycles after its
-    ``last`` beat (``drain_cycles == rows`` output beats). ``pe_latency`` is 3 (MX) or
-    2 (bf16). Throughput: one beat a cycle, i.e. ``rows * cols * lanes`` MACs a cycle,
+    ``last`` beat (``drain_cycles == rows`` output beats). ``pe_latency`` is the
+    ``latency`` of the PE (3 for :class:`~mxsf.hw.pe.MXProcessingElement`, 2 for
+    :class:`~mxsf.hw.bf16_pe.BF16ProcessingElement`). Throughput: one beat a cycle, i.e. ``rows * cols * lanes`` MACs a cycle,
     as long as a tile has at least ``rows`` beats (K >= ``rows * lanes``).
     """
 
-    def __init__(self, fmt, rows: int, cols: int, block_size: int = 32, lanes=None):
+    def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None, acc="fp32"):
         f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
+        self._acc = acc_mode(acc)
+        if not f.is_element and self._acc is not Accumulator.FP32:
+            raise ValueError(f"acc must be fp32 for the bf16 baseline array; not {acc!r}")
         self._fmt, self._rows, self._cols = f, rows, cols
         self._block_size, self._lanes = block_size, lanes
         self._bf16 = not f.is_element
+        # One PE, built only to be inspected (latency); elaborate() makes the grid's own.
+        self._pe_probe = self._make_pe(probe=True)
         super().__init__({
             "i": In(stream.Signature(array_beat_layout(f, rows, cols, lanes))),
-            "o": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),
-        })
+            "o": Out(stream.Signature(array_row_layout(rows, cols, self.result_layout), always_ready=True)),
+        }, params={"fmt": f.name, "rows": rows, "cols": cols, "block_size": block_size,
+                   "lanes": lanes, **({} if self._acc is Accumulator.FP32 else {"acc": self._acc.value})})
 
-    fmt = property(lambda self: self._fmt, doc="ElementFormat of A and B (bf16 for the baseline)")
-    rows = property(lambda self: self._rows)
-    cols = property(lambda self: self._cols)
-    block_size = property(lambda self: self._block_size)
-    lanes = property(lambda self: self._lanes)
+    @property
+    def acc(self) -> Accumulator:
+        """Accumulator of the MX PEs (SPEC.md 10)."""
+        return self._acc
+
+    @property
+    def result_layout(self):
+        """Layout of a result: :class:`Float32`, or :class:`BFloat16` with ``acc="bf16"``."""
+        return Float32 if self._acc is Accumulator.FP32 else BFloat16
+
+    @property
+    def fmt(self) -> ElementFormat:
+        """Element format of A and B (bf16 for the baseline)."""
+        return self._fmt
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
 
     @property
     def pe_latency(self) -> int:
-        return BF16ProcessingElement.LATENCY if self._bf16 else MXProcessingElement.LATENCY
+        """``latency`` of one PE."""
+        return self._pe_probe.latency
 
     @property
     def latency(self) -> int:
@@ -188,20 +223,21 @@ class SystolicArray(wiring.Component):
         return self._rows * self._cols * self._lanes
 
     @property
-    def params(self) -> dict:
-        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
-                "block_size": self._block_size, "lanes": self._lanes}
-
-    @property
     def module_name(self) -> str:
         if self._bf16:
             return f"systolic_bf16_{self._rows}x{self._cols}_l{self._lanes}"
-        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}"
+        suffix = "" if self._acc is Accumulator.FP32 else f"_acc{self._acc.value}"
+        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}{suffix}"
 
-    def _make_pe(self):
+    def _make_pe(self, probe=False):
         if self._bf16:
-            return BF16ProcessingElement(lanes=self._lanes)
-        return MXProcessingElement(self._fmt, block_size=self._block_size, lanes=self._lanes)
+            cls, params = BF16ProcessingElement, {"lanes": self._lanes}
+        else:
+            cls, params = MXProcessingElement, {"fmt": self._fmt, "block_size": self._block_size,
+                                                "lanes": self._lanes}
+            if self._acc is not Accumulator.FP32:
+                params["acc"] = self._acc
+        return cls.probe(**params) if probe else cls(**params)
 
     def elaborate(self, platform):
         m = Module()
@@ -214,8 +250,8 @@ class SystolicArray(wiring.Component):
         a_fields = {"valid": 1, "first": 1, "last": 1, "a": data.ArrayLayout(elem, lanes)}
         b_fields = {"b": data.ArrayLayout(elem, lanes)}
         if mx:
-            a_fields["scale_a"] = 8
-            b_fields["scale_b"] = 8
+            a_fields["scale_a"] = E8M0
+            b_fields["scale_b"] = E8M0
         a_side = data.StructLayout(a_fields)
         b_side = data.StructLayout(b_fields)
 
@@ -284,8 +320,8 @@ class SystolicArray(wiring.Component):
         for j in range(cols):
             merged = 0
             for i in range(rows):
-                merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload, 0)
-            out_c.append(_delay(m, merged, 32, cols - j, f"col{j}_d"))
+                merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload.as_value(), 0)
+            out_c.append(_delay(m, merged, self.result_layout, cols - j, f"col{j}_d"))
         last_col = [pes[i][cols - 1].o.valid for i in range(rows)]
         row_idx = 0
         for i in range(1, rows):

@@ -37,7 +37,8 @@ from mxsf.golden.matmul import batched_dot
 from mxsf.golden.models import Beat, bf16_pe_cycle_model, pe_cycle_model
 from mxsf.golden.quantize import quantize
 
-from .design import BuiltDesign
+from mxsf.gen.built import BuiltDesign
+
 from .run import Simulator
 from .vectors import (CYCLE_BITS, Encoding, FieldLayout, Records, VectorSim, build_design_vector_sim,
                       field_int, field_values, format_value, input_layout, output_layout, pack_fields)
@@ -45,7 +46,8 @@ from .vectors import (CYCLE_BITS, Encoding, FieldLayout, Records, VectorSim, bui
 __all__ = [
     "Expected", "VectorCase", "VectorResult", "leaf_fields", "design_leaf_layout",
     "pe_dots_case", "pe_random_case", "pe_pairs_case", "pe_beats_case", "bf16_pe_case",
-    "array_tiles_beats", "array_case", "array_results", "run_case", "check_records",
+    "array_tiles_beats", "array_case", "array_results", "maxexp_case", "requant_case",
+    "run_case", "check_records",
 ]
 
 DRAIN = 4          # idle cycles after the last expected output (as the cocotb harness)
@@ -80,7 +82,7 @@ def design_leaf_layout(component, line: FieldLayout) -> FieldLayout:
         stream, _, what = name.partition("__")
         member = members.get(stream) if what == "payload" else None
         if member is not None and member.is_signature and "payload" in member.signature.members:
-            out += [(f"{stream}.{leaf}", offset + o, w)
+            out += [(f"{stream}{leaf}" if leaf.startswith("[") else f"{stream}.{leaf}", offset + o, w)
                     for leaf, o, w in leaf_fields(member.signature.members["payload"].shape)]
         else:
             out.append((name, offset, width))
@@ -166,6 +168,8 @@ class VectorResult:
     check_seconds: float
     build_seconds: float
     run_dir: Path
+    sim_cpu_seconds: float = 0.0
+    got: Records | None = field(default=None, repr=False)
 
     def check(self) -> VectorResult:
         """Raise AssertionError with the report unless passed."""
@@ -317,7 +321,7 @@ def run_case(case: VectorCase, sim: Simulator = "verilator", *, encoding: Encodi
     start = time.monotonic()
     passed, report, compared = check_records(case, got, sim)
     return VectorResult(case.name, sim, passed, report, case.beats, len(got.cycles), compared, case.cycles,
-                        got.seconds, time.monotonic() - start, vsim.build_seconds, run_dir)
+                        got.seconds, time.monotonic() - start, vsim.build_seconds, run_dir, got.cpu_seconds, got)
 
 
 # ----------------------------------------------------------------------------------------
@@ -355,16 +359,6 @@ def _pe_params(design: BuiltDesign) -> tuple[str, int, int]:
     p = dict(design.params)
     bs = p.get("block_size", 32)
     return get_format(p["fmt"]).name, bs, p.get("lanes") or bs
-
-
-def _component(design: BuiltDesign, cls=None):
-    from mxsf.hw.registry import DESIGNS
-    if cls is None:
-        raise ValueError("component class required")
-    comp = cls.__new__(cls)
-    comp._MustUse__silence = True
-    comp.__init__(**design.params)
-    return comp
 
 
 def pe_dots_case(design: BuiltDesign, component, name: str, a_codes: Sequence[np.ndarray],
@@ -645,12 +639,17 @@ def array_tiles_beats(a_codes, b_codes, sa, sb, *, rows: int, cols: int, block_s
 
 
 def array_case(design: BuiltDesign, component, values: dict, n_beats: int, *, seed: int,
-               idle_prob: float = 0.25, name: str = "tiles") -> VectorCase:
+               idle_prob: float = 0.25, name: str = "tiles", tile_results: np.ndarray | None = None) -> VectorCase:
     """Systolic-array case from beat leaf values (e.g. :func:`array_tiles_beats`).
 
     The testbench holds a beat until ``i.ready``; the expected records come from
     :func:`~mxsf.golden.systolic_model.systolic_cycle_model` (and ``last_spacing_ready``
-    for ``i.ready``) on the trace rebuilt from the recorded ``i.ready``.
+    for ``i.ready``) on the trace rebuilt from the recorded ``i.ready``. With
+    ``tile_results`` ((tiles, rows, cols) float32 bits of every tile, in order, e.g. from
+    :func:`~mxsf.golden.matmul.batched_dot`), the beats must be whole tiles (``first`` on
+    the first beat, ``last`` on the last, as :func:`array_tiles_beats` makes them) and the
+    model's timing is applied vectorized: row ``i`` of the tile whose ``last`` beat is
+    accepted in cycle ``t`` is expected in cycle ``t + latency + i``.
     """
     from mxsf.golden.systolic_model import ArrayBeat, last_spacing_ready, systolic_cycle_model
 
@@ -666,6 +665,33 @@ def array_case(design: BuiltDesign, component, values: dict, n_beats: int, *, se
     out = output_layout(design.ports)
     out_leaf = design_leaf_layout(component, out)
 
+    def expect_tiles(spacing, drv_last) -> Expected:
+        ready = np.array([r for r, _ in spacing], np.uint64)
+        acc = np.array([a for _, a in spacing], bool)
+        last_cycles = np.flatnonzero(acc & drv_last)
+        T = len(tile_results)
+        if len(last_cycles) != T:
+            last_cycles = np.resize(last_cycles, T) if len(last_cycles) else np.zeros(T, np.int64)
+        vals = {name: np.zeros(n_cycles, np.uint64) for name in ("o__valid", "o.row", "o.first", "o.last")}
+        cs = np.zeros((n_cycles, cols), np.uint64)
+        for i in range(rows):
+            cyc = last_cycles + design.latency + i
+            ok = cyc < n_cycles
+            vals["o__valid"][cyc[ok]] = 1
+            vals["o.row"][cyc[ok]] = i
+            vals["o.first"][cyc[ok]] = int(i == 0)
+            vals["o.last"][cyc[ok]] = int(i == rows - 1)
+            cs[cyc[ok]] = np.asarray(tile_results, np.uint64)[ok, i, :]
+        vals["i__ready"] = ready
+        for j in range(cols):
+            vals[f"o.c[{j}]"] = cs[:, j]
+        event = vals["o__valid"].astype(bool) | ~ready.astype(bool)
+        event[0] = True
+        cyc = np.flatnonzero(event)
+        matrix = pack_fields(out_leaf, len(cyc), {**{k: v[cyc] for k, v in vals.items()},
+                                                  "cycle": cyc.astype(np.uint64)})
+        return Expected(cyc.astype(np.int64), matrix, _out_masks(out, matrix))
+
     def expect(got: Records) -> Expected:
         driven, accepted = _held_trace(got, lines, line, n_cycles, "i__valid", "i__ready", out)
         lo, _ = leaf.field("i.last")
@@ -674,11 +700,14 @@ def array_case(design: BuiltDesign, component, values: dict, n_beats: int, *, se
         drv_valid = field_values(lines[d], vo, 1).astype(bool) & (driven >= 0)
         drv_last = field_values(lines[d], lo, 1).astype(bool) & (driven >= 0)
         spacing = last_spacing_ready(list(zip(drv_valid.tolist(), drv_last.tolist())), rows)
+        if tile_results is not None:
+            return expect_tiles(spacing, drv_last)
         trace = [None] * n_cycles
+        offs = {nm: (o, w) for nm, o, w in leaf.fields}
         acc_cycles = np.flatnonzero(np.array([a for _, a in spacing], bool))
         for c in acc_cycles:
-            row = lines[driven[c]]
-            get = lambda nm: field_int(row, *leaf.field(nm))         # noqa: E731
+            word = int.from_bytes(bytes(lines[driven[c]]), "little")
+            get = lambda nm: (word >> offs[nm][0]) & ((1 << offs[nm][1]) - 1)     # noqa: E731
             trace[c] = ArrayBeat(
                 a=[[get(f"i.a[{i}][{l}]") for l in range(lanes)] for i in range(rows)],
                 b=[[get(f"i.b[{j}][{l}]") for l in range(lanes)] for j in range(cols)],
@@ -726,3 +755,117 @@ def array_results(case: VectorCase, got: Records, grid: tuple[int, int]) -> np.n
         raise AssertionError(f"{len(m)} result rows recorded, {mt * nt * rows} expected")
     c = np.stack([field_values(m, *out.field(f"o.c[{j}]")) for j in range(cols)], axis=1).astype(np.uint32)
     return c.reshape(mt, nt, rows, cols).transpose(0, 2, 1, 3).reshape(mt * rows, nt * cols)
+
+
+# ----------------------------------------------------------------------------------------
+# Max-exponent finder and tile re-quantizer (input ready, output ready)
+
+
+def _stream_ready_case(design, component, name, beats: np.ndarray, *, seed, idle_prob, stall_prob,
+                       n_cycles_extra: int, model, out_values) -> VectorCase:
+    """Case of a block with streams ``i`` (held) and ``o`` (seeded back-pressure on
+    ``o__ready``): ``beats`` (n, lanes) float32 bit patterns; ``model(trace)`` a cycle
+    model over :class:`~mxsf.golden.requant_model.StreamCycle`; ``out_values(o)`` the
+    leaf values of an expected output payload."""
+    from mxsf.golden.requant_model import StreamCycle
+
+    if not 0.0 <= stall_prob < 1.0:
+        raise ValueError(f"stall_prob must be within [0, 1), not {stall_prob!r}")
+    rng = np.random.default_rng([seed, 0x5ea])
+    n_beats, lanes = beats.shape
+    line = input_layout(design.ports, "i")
+    leaf = design_leaf_layout(component, line)
+    gaps = _gaps(rng, n_beats, idle_prob, 3)
+    lines, _ = _spread(rng, leaf, {f"i[{k}]": beats[:, k] for k in range(lanes)}, n_beats, gaps, 0, "i__valid")
+    body = len(lines)
+    # a stall stretches the run by 1/(1 - p); the last beats then drain without stalls
+    n_cycles = int(body / (1.0 - stall_prob)) + 4 * int(np.sqrt(body) + 1) + n_cycles_extra
+    o_ready = (rng.random(n_cycles) >= stall_prob).astype(np.uint64)
+    o_ready[int(body / (1.0 - stall_prob)) + 2 * int(np.sqrt(body) + 1):] = 1     # release, then drain
+    cyc_layout = FieldLayout.of([("o__ready", 1)])
+    cycle_stimulus = pack_fields(cyc_layout, n_cycles, {"o__ready": o_ready})
+    out = output_layout(design.ports)
+    out_leaf = design_leaf_layout(component, out)
+    vo, _ = line.field("i__valid")
+
+    def expect(got: Records) -> Expected:
+        driven, _ = _held_trace(got, lines, line, n_cycles, "i__valid", "i__ready", out)
+        trace = []
+        for c in range(n_cycles):
+            d = driven[c]
+            if d >= 0 and field_int(lines[d], vo, 1):
+                trace.append(StreamCycle(tuple(int(x) for x in beats_of_line[d]), bool(o_ready[c])))
+            else:
+                trace.append(StreamCycle(None, bool(o_ready[c])))
+        res = model(trace)
+        i_ready = np.array([r.i_ready for r in res], np.uint64)
+        valid = np.array([r.o is not None for r in res], np.uint64)
+        vals = {"i__ready": i_ready, "o__valid": valid}
+        per = [out_values(r.o) if r.o is not None else None for r in res]
+        keys = next((p.keys() for p in per if p is not None), [])
+        for k in keys:
+            vals[k] = np.array([p[k] if p is not None else 0 for p in per], np.uint64)
+        event = valid.astype(bool) | ~i_ready.astype(bool)
+        event[0] = True
+        cyc = np.flatnonzero(event)
+        matrix = pack_fields(out_leaf, len(cyc), {**{k: v[cyc] for k, v in vals.items()},
+                                                  "cycle": cyc.astype(np.uint64)})
+        return Expected(cyc.astype(np.int64), matrix, _out_masks(out, matrix))
+
+    # the lanes of every stimulus line (idle lines included, never used)
+    beats_of_line = np.stack([field_values(lines, *leaf.field(f"i[{k}]")) for k in range(lanes)], axis=1)
+
+    def line_of_cycle(got: Records, cycle: int):
+        if cycle < 0:
+            return None
+        driven, _ = _held_trace(got, lines, line, n_cycles, "i__valid", "i__ready", out)
+        return int(driven[cycle]) if cycle < n_cycles and driven[cycle] >= 0 else None
+
+    return VectorCase(name=name, design=design, component=component, stimulus=lines, expect=expect,
+                      seed=seed, beats=n_beats, cycles=n_cycles, held="i", cycle_stimulus=cycle_stimulus,
+                      line_of_cycle=line_of_cycle)
+
+
+def maxexp_case(design: BuiltDesign, component, groups: Sequence, *, seed: int, idle_prob: float = 0.25,
+                stall_prob: float = 0.3, name: str = "groups") -> VectorCase:
+    """Max-exponent finder case: ``groups`` of ``n`` float32 bit patterns (e.g.
+    ``maxexp_tests.random_group_bits``), expected from
+    :func:`~mxsf.golden.requant_model.maxexp_cycle_model`."""
+    from mxsf.golden.requant_model import maxexp_cycle_model
+
+    p = dict(design.params)
+    n = p["n"]
+    lanes = p.get("lanes") or n
+    beats = np.asarray(groups, np.uint64).reshape(-1, lanes)
+    return _stream_ready_case(
+        design, component, name, beats, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
+        n_cycles_extra=design.latency + DRAIN,
+        model=lambda tr: maxexp_cycle_model(tr, n=n, lanes=lanes, latency=design.latency),
+        out_values=lambda o: {"o.max_exp": o.max_exp, "o.any_nan_inf": int(o.any_nan_inf),
+                              "o.all_zero": int(o.all_zero)})
+
+
+def requant_case(design: BuiltDesign, component, tiles: Sequence, *, seed: int, idle_prob: float = 0.2,
+                 stall_prob: float = 0.3, name: str = "tiles") -> VectorCase:
+    """Tile re-quantizer case: ``tiles`` of ``rows * cols`` float32 bit patterns
+    (row-major, e.g. ``requant_tests.random_tile_bits``), expected from
+    :func:`~mxsf.golden.requant_model.requant_cycle_model`."""
+    from mxsf.golden.requant_model import requant_cycle_model
+
+    p = dict(design.params)
+    rows, cols = p.get("rows", 32), p.get("cols", 32)
+    lanes = p.get("lanes") or cols
+    fmt = get_format(p["fmt"]).name
+    beats = np.asarray(tiles, np.uint64).reshape(-1, lanes)
+
+    def out_values(o):
+        v = {"o.scale": o.scale, "o.first": int(o.first), "o.last": int(o.last)}
+        v.update({f"o.codes[{k}]": c for k, c in enumerate(o.codes)})
+        return v
+
+    return _stream_ready_case(
+        design, component, name, beats, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
+        n_cycles_extra=design.latency + 2 * rows * cols // lanes + DRAIN,
+        model=lambda tr: requant_cycle_model(tr, fmt=fmt, rows=rows, cols=cols, lanes=lanes,
+                                             latency=design.latency),
+        out_values=out_values)

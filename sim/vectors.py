@@ -42,7 +42,8 @@ Verilator reads about 10x faster than it parses hex.
 Records: in each cycle where an *event* happens (any output ``*__valid`` is 1, any
 output ``*__ready`` is 0, any other output changed since the previous cycle, or the
 cycle is the first), the testbench writes ``{outputs, cycle[31:0]}`` as one hex line
-(:class:`FieldLayout` ``out_layout``: ``cycle`` at bit 0, then every output port).
+(:class:`FieldLayout` ``out_layout``: ``cycle`` at bit 0, then every output port; a
+``*__payload`` reads as 0 while its ``*__valid`` is low).
 The run ends after ``n`` cycles, ``n`` the number of stimulus lines.
 """
 
@@ -63,8 +64,9 @@ from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .build import write_if_changed
-from .design import BuiltDesign, Port
+from mxsf.gen.built import BuiltDesign, Port
+from mxsf.gen.files import write_if_changed
+
 from .run import (VERILATOR_FLAGS, VERILATOR_MAKE_VARS, BuildError, Simulator, _check_simulator,
                   _locked, _log_tail, _short_hash, _tool_version)
 
@@ -355,11 +357,11 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
         f"module {TB_TOP};",
         "  reg clk = 1'b0;",
         "  always #5 clk = ~clk;",
-        f"  reg rst = 1'b{1 if has_rst else 0};",
+        "  reg rst;",
         f"  reg [{iw - 1}:0] stim [0:{chunk - 1}];",
-        f"  reg [{iw - 1}:0] line = {iw}'d0;",
+        f"  reg [{iw - 1}:0] line;",
         f"  reg [{cw - 1}:0] cyc [0:{chunk - 1}];",
-        f"  reg [{cw - 1}:0] cline = {cw}'d0;",
+        f"  reg [{cw - 1}:0] cline;",
         f"  reg [{ow - 1}:0] rec;",
         "  integer ncycles, nlines, t, c, fo, f_stim, f_cyc, r, k, p;",
         "  reg [8*1024-1:0] out_path, vcd_path, fname;",
@@ -375,7 +377,17 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
         conns.append(f".{p.name}({src}[{off + p.width - 1}:{off}])")
     conns += [f".{p.name}(dut_{p.name})" for p in outputs]
     lines.append(f"  {top} dut (\n    " + ",\n    ".join(conns) + "\n  );")
-    record = "{" + ", ".join([*(f"dut_{p.name}" for p in reversed(outputs)), "c[31:0]"]) + "}"
+    out_names = {p.name for p in outputs}
+
+    def recorded(p: Port) -> str:
+        # a payload is recorded as 0 while its valid is low (Icarus shows x for registers
+        # that were never loaded; those bits are don't-care there)
+        stream, _, what = p.name.partition("__")
+        if what == "payload" and f"{stream}__valid" in out_names:
+            return f"(dut_{p.name} & {{{p.width}{{dut_{stream}__valid}}}})"
+        return f"dut_{p.name}"
+
+    record = "{" + ", ".join([*(recorded(p) for p in reversed(outputs)), "c[31:0]"]) + "}"
     pad = ow - lout.width
     if pad:
         record = "{" + f"{pad}'d0, " + record[1:]
@@ -412,6 +424,13 @@ def testbench_verilog(top: str, ports: Sequence[Port], *, encoding: Encoding = "
     lines += [
         "    t = 0;",
         "    p = -1;",
+        "    // inputs go from x to their first values after time 0, so that Icarus evaluates",
+        "    // every combinational block of the design (declaration initializers may run",
+        "    // before those blocks wait for events, leaving them x)",
+        "    #1;",
+        f"    rst = 1'b{1 if has_rst else 0};",
+        f"    line = {iw}'d0;",
+        f"    cline = {cw}'d0;",
         "  end",
         "  // edge t: the values seen now are those of cycle c = t - RESET - 1; cycle c + 1 starts",
         "  always @(posedge clk) begin",
@@ -481,6 +500,7 @@ class Records:
     consumed: int               # stimulus lines the design took (all of them for a good run)
     seconds: float              # wall time of the simulator process
     run_dir: Path
+    cpu_seconds: float = 0.0    # CPU time (user + system) of the simulator process
 
 
 def _write_lines(run_dir: Path, name: str, matrix: np.ndarray, encoding: Encoding, chunk: int) -> None:
@@ -583,6 +603,7 @@ class VectorSim:
         cmd = [str(self.executable), *args] if self.sim == "verilator" else ["vvp", "-n", str(self.executable), *args]
         log_path = run_dir / "sim.log"
         start = time.monotonic()
+        cpu0 = os.times()
         try:
             with open(log_path, "w") as log:
                 proc = subprocess.run(cmd, cwd=run_dir, stdout=log, stderr=subprocess.STDOUT,
@@ -591,6 +612,8 @@ class VectorSim:
             raise VectorRunError(f"{self.sim} vector run timed out after {timeout_s:g} s; "
                                  f"log {log_path}:\n{_log_tail(log_path)}") from None
         seconds = time.monotonic() - start
+        cpu1 = os.times()
+        cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
         log_text = log_path.read_text(errors="replace")
         consumed = re.search(r"mxsf_vector_tb: consumed (-?\d+) lines", log_text)
         if proc.returncode != 0 or not out_path.is_file() or consumed is None:
@@ -604,7 +627,7 @@ class VectorSim:
         cycles_got = field_values(matrix, 0, CYCLE_BITS).astype(np.int64)
         if len(matrix) == 0 or cycles_got[0] != 0 or (np.diff(cycles_got) <= 0).any() or cycles_got[-1] >= n:
             raise VectorRunError(f"{self.sim} vector run wrote bad records ({out_path}); log {log_path}")
-        return Records(cycles_got, matrix, unknown, int(consumed.group(1)), seconds, run_dir)
+        return Records(cycles_got, matrix, unknown, int(consumed.group(1)), seconds, run_dir, cpu)
 
 
 def _verilator_runtime_cache(root: Path, vcd: bool) -> Path:

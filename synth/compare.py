@@ -2,8 +2,8 @@
 
 Two layers:
 
-- :func:`make_job` / :func:`run_jobs` turn a design of :mod:`mxsf.hw.registry` and its
-  constructor parameters into Verilog (:func:`mxsf.sim.build.build_verilog`) and a
+- :func:`make_job` / :func:`run_jobs` turn a design of :mod:`mxsf.gen.registry` and its
+  constructor parameters into Verilog (:func:`mxsf.gen.verilog.build_verilog`) and a
   :class:`~mxsf.synth.flow.SynthReport`, several at a time in worker processes.
   Everything lives under one synthesis folder (default ``build/synth``)::
 
@@ -48,6 +48,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TextIO
 
+from mxsf.gen.files import atomic_write
+
 from .flow import DEFAULT_CLOCK_NS, SynthReport, _flow_key, default_out_dir, synthesize
 from .libraries import get_library
 
@@ -72,7 +74,6 @@ __all__ = [
     "parse_designs",
     "parse_formats",
     "plan_compare",
-    "required_params",
     "run_compare",
     "run_job",
     "run_jobs",
@@ -158,7 +159,7 @@ class SynthJob:
 @dataclass(frozen=True)
 class SynthResult:
     """A job with its Verilog, synthesis report and (with an activity function) the
-    gate-level energy figures (see :func:`mxsf.cli_energy.measure_energy`)."""
+    gate-level energy figures (see :func:`mxsf.cli.energy.measure_energy`)."""
 
     job: SynthJob
     report: SynthReport
@@ -172,51 +173,25 @@ def format_params(params: Mapping[str, Any], *, skip: Iterable[str] = ("fmt",)) 
     return " ".join(f"{k}={v}" for k, v in params.items() if k not in skip)
 
 
-def _fallback_top(design: str, params: Mapping[str, Any]) -> str:
-    """Module name for components without ``module_name``: design and parameters."""
-    parts = [design] + [f"{k}{v}" for k, v in params.items()]
-    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts))
+def make_job(design, params: Mapping[str, Any] | None = None) -> SynthJob:
+    """Describe the synthesis job of a design.
 
-
-def make_job(design: str, params: Mapping[str, Any]) -> SynthJob:
-    """Check ``params`` against the design's constructor and describe the job.
-
-    The component is instantiated once (cheap: no elaboration) so that every
-    parameter error shows up before any Verilog is built.
+    ``design`` is a resolved :class:`~mxsf.gen.design.Design`, or a design name with its
+    ``params``, resolved here by :func:`mxsf.gen.design.resolve_design` (the one place
+    design parameters are checked), so every parameter error shows up before any
+    Verilog is built.
 
     Raises
     ------
     ValueError
-        Unknown or unavailable design, a missing required parameter, or a parameter
-        the component rejects (its own message; TypeErrors are reported as ValueError
-        since command-line values can only be wrong in value).
+        Unknown design, a parameter it does not take, a missing required parameter, or a
+        value the component rejects (its own message).
     """
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.design import Design, resolve_design
 
-    spec = get_design_spec(design)
-    params = dict(params)
-    unknown = [k for k in params if k not in spec.params]
-    if unknown:
-        raise ValueError(f"design {design!r} takes no parameter {unknown[0]!r} "
-                         f"(its parameters: {', '.join(spec.params) or 'none'})")
-    missing = [name for name in required_params(spec) if name not in params]
-    if missing:
-        raise ValueError(f"design {design!r} needs parameter {missing[0]!r}")
-    try:
-        component = spec.instantiate(**params)
-    except TypeError as error:
-        raise ValueError(str(error)) from None
-    component._MustUse__used = True  # only inspected here; run_job builds its own copy
-    canonical = getattr(component, "params", None)
-    if isinstance(canonical, Mapping):
-        params = dict(canonical)
-    top = getattr(component, "module_name", None) or _fallback_top(design, params)
-    return SynthJob(design=design, params=params, top=str(top), macs=int(spec.macs(component)))
-
-
-def required_params(spec) -> list[str]:
-    """Constructor parameters of ``spec`` without a default value."""
-    return spec.required_params
+    if not isinstance(design, Design):
+        design = resolve_design(design, dict(params or {}))
+    return SynthJob(design=design.name, params=dict(design.all_params), top=design.top, macs=design.macs)
 
 
 @lru_cache(maxsize=None)
@@ -225,7 +200,7 @@ def _source_digest() -> str:
     import amaranth
 
     h = hashlib.sha256(f"amaranth={getattr(amaranth, '__version__', '?')}".encode())
-    for package in ("mxsf.hw", "mxsf.golden", "mxsf.sim.build"):
+    for package in ("mxsf.hw", "mxsf.golden", "mxsf.gen"):
         module = importlib.import_module(package)
         root = Path(module.__file__)
         files = sorted(root.parent.glob("*.py")) if root.name == "__init__.py" else [root]
@@ -236,7 +211,7 @@ def _source_digest() -> str:
 
 def _index_path(job: SynthJob, synth_dir: Path, lib: str = "generic",
                 clock_ns: float | None = None) -> Path:
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
 
     target = get_design_spec(job.design).target
     text = "\0".join([str(_INDEX_FORMAT), job.design, target, job.key[1], job.top,
@@ -271,13 +246,6 @@ def _lookup(job: SynthJob, synth_dir: Path, lib: str = "generic",
     return SynthResult(job=job, report=report, verilog_path=str(verilog))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def run_job(job: SynthJob, synth_dir: str | os.PathLike[str], cache: bool = True,
             lib: str = "generic", clock_ns: float | None = None,
             activity: Callable[..., dict | None] | None = None) -> SynthResult:
@@ -290,8 +258,8 @@ def run_job(job: SynthJob, synth_dir: str | os.PathLike[str], cache: bool = True
     SynthError
         If Yosys or OpenSTA fails; whatever ``activity`` raises.
     """
-    from mxsf.hw.registry import get_design_spec
-    from mxsf.sim.build import build_verilog
+    from mxsf.gen.registry import get_design_spec
+    from mxsf.gen.verilog import build_verilog
 
     synth_dir = Path(synth_dir)
     hit = _lookup(job, synth_dir, lib, clock_ns) if cache else None
@@ -303,7 +271,7 @@ def run_job(job: SynthJob, synth_dir: str | os.PathLike[str], cache: bool = True
                               root=synth_dir / "rtl")
         report = synthesize(built.verilog_path, job.top, out_dir=synth_dir, cache=cache,
                             lib=lib, clock_ns=clock_ns)
-        _write_atomic(_index_path(job, synth_dir, lib, clock_ns), json.dumps({
+        atomic_write(_index_path(job, synth_dir, lib, clock_ns), json.dumps({
             "design": job.design, "params": job.params, "top": job.top,
             "verilog_path": str(built.verilog_path), "verilog_hash": report.verilog_hash,
         }, indent=1) + "\n")
@@ -442,7 +410,7 @@ def _run_dask(scheduler: str, items: Sequence[tuple[int, SynthJob]], args: tuple
 
 def parse_designs(text: str) -> list[str]:
     """Comma-separated registry names, checked, duplicates dropped."""
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
 
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     if not names:
@@ -492,13 +460,16 @@ def parse_array_sizes(text: str) -> list[tuple[int, int]]:
 
 def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: int = 32,
                  lanes: int | None = None,
-                 arrays: Sequence[tuple[int, int]] | None = None) -> list[SynthJob]:
+                 arrays: Sequence[tuple[int, int]] | None = None,
+                 options: Mapping[str, Any] | None = None) -> list[SynthJob]:
     """The jobs of a sweep, references first, duplicates dropped.
 
     Each design takes from the sweep the parameters it has: ``fmt`` from ``formats``,
     ``block_size`` (and ``n``, the inputs of a max-exponent finder) from ``block_size``,
     ``lanes`` from ``lanes`` when given (the BF16 PE otherwise has 1 lane), ``rows`` and
-    ``cols`` from ``arrays`` (default 4x4). References: the BF16 PE with 1 lane and the
+    ``cols`` from ``arrays`` (default 4x4), and the numerics options it takes from
+    ``options`` (``acc``, ``scale_rounding``, ``rounding``, ``sr_bits``, ``seed``; SPEC.md
+    8-10). References (always default options): the BF16 PE with 1 lane and the
     ``fp8_e4m3`` PE with ``block_size`` and ``lanes``.
 
     Raises
@@ -507,7 +478,7 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
         Bad names or parameters (before anything is built), ``arrays`` given without a
         design that takes rows and cols.
     """
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
 
     specs = [get_design_spec(name) for name in designs]
     if arrays is not None and not any({"rows", "cols"} <= set(s.params) for s in specs):
@@ -537,6 +508,9 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
                 axes.append([{"lanes": base_params["lanes"]}])
         if {"rows", "cols"} <= set(spec.params):
             axes.append([{"rows": r, "cols": c} for r, c in arrays])
+        taken = {k: v for k, v in (options or {}).items() if v is not None and k in spec.params}
+        if taken:
+            axes.append([taken])
         combos: list[dict[str, Any]] = [{}]
         for axis in axes:
             combos = [{**combo, **choice} for combo in combos for choice in axis]
@@ -552,14 +526,11 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
 # --------------------------------------------------------------------------- compare: rows
 
 
-def load_accuracy() -> Callable[[str], Mapping[str, float]] | None:
-    """``mxsf.studies.accuracy.default_sqnr`` if that module exists, else None."""
-    try:
-        module = importlib.import_module("mxsf.studies.accuracy")
-    except ImportError:
-        return None
-    fn = getattr(module, "default_sqnr", None)
-    return fn if callable(fn) else None
+def load_accuracy() -> Callable[[str], Mapping[str, float]]:
+    """The accuracy columns' source: :func:`mxsf.studies.accuracy.default_sqnr`."""
+    from mxsf.studies.accuracy import default_sqnr
+
+    return default_sqnr
 
 
 def _ratio(value: float | None, ref: float | None) -> float | None:
@@ -843,6 +814,7 @@ class CompareResult:
 
 def run_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: int = 32,
                 lanes: int | None = None, arrays: Sequence[tuple[int, int]] | None = None,
+                options: Mapping[str, Any] | None = None,
                 out_dir: str | os.PathLike[str] = "build/compare",
                 synth_dir: str | os.PathLike[str] | None = None, workers: int | None = None,
                 cache: bool = True, progress: bool | TextIO = True,
@@ -860,7 +832,8 @@ def run_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: i
     SynthError
         A synthesis failed; nothing is written to ``out_dir``.
     """
-    jobs = plan_compare(designs, formats, block_size=block_size, lanes=lanes, arrays=arrays)
+    jobs = plan_compare(designs, formats, block_size=block_size, lanes=lanes, arrays=arrays,
+                        options=options)
     bar = None
     if progress:
         bar = ProgressBar(len(jobs), stream=None if progress is True else progress)

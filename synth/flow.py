@@ -51,8 +51,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mxsf.gen.files import atomic_write
+
 from .hier import HierPlan, dedup_verilog
-from .liberty import LIBERTY_PATH
 from .libraries import Library, get_library, read_cells
 from .sta import StaError, run_sta, sta_version
 
@@ -368,12 +369,6 @@ def _script(top: str, delay_target_ps: int | None, *, keep: Sequence[str] = (),
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _first_error(log_text: str) -> str:
     for line in log_text.splitlines():
         if "ERROR:" in line:
@@ -567,13 +562,13 @@ def synthesize(verilog_path: str | os.PathLike[str], top: str, *,
             if artifact != _LOG_FILE and (run / artifact).exists():
                 os.replace(run / artifact, work / artifact)
         if reuse is None:
-            _write_atomic(work / _KEY_FILE, json.dumps({"key": synth_key,
+            atomic_write(work / _KEY_FILE, json.dumps({"key": synth_key,
                                                         "wall_time_s": synth_time}) + "\n")
     finally:
         shutil.rmtree(run, ignore_errors=True)
 
-    _write_atomic(work / _REPORT_MD, format_report_markdown(report))
-    _write_atomic(report_path, json.dumps(report.to_json(), indent=2) + "\n")
+    atomic_write(work / _REPORT_MD, format_report_markdown(report))
+    atomic_write(report_path, json.dumps(report.to_json(), indent=2) + "\n")
     return report
 
 
@@ -825,41 +820,3 @@ def format_report_markdown(report: SynthReport) -> str:
     if report.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report.warnings]
     return "\n".join(lines) + "\n"
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    """Command line of ``python -m mxsf.synth``."""
-    import argparse
-
-    from . import liberty
-
-    parser = argparse.ArgumentParser(prog="python -m mxsf.synth",
-                                     description="Synthesise a Verilog design onto the "
-                                                 "mxsf generic library and print the report.")
-    parser.add_argument("verilog", nargs="?", help="Verilog source file")
-    parser.add_argument("top", nargs="?", help="top module")
-    parser.add_argument("--out-dir", default=None, help="work folder parent (default build/synth)")
-    parser.add_argument("--no-cache", action="store_true", help="always rerun Yosys")
-    parser.add_argument("--lib", default="generic", help="cell library: generic or osu018")
-    parser.add_argument("--clock-ns", type=float, default=None,
-                        help="clock period of the WNS/power analysis (default: own Fmax)")
-    parser.add_argument("--delay-target", type=int, default=None, metavar="PS",
-                        help="ABC delay target in ps (abc -D)")
-    parser.add_argument("--write-liberty", action="store_true",
-                        help=f"regenerate {LIBERTY_PATH.name} from the cell table and exit")
-    parser.add_argument("--check-liberty", action="store_true",
-                        help=f"exit 1 if {LIBERTY_PATH.name} differs from the cell table")
-    args = parser.parse_args(argv)
-    if args.write_liberty or args.check_liberty:
-        return liberty.main(check=args.check_liberty)
-    if args.verilog is None or args.top is None:
-        parser.error("VERILOG and TOP are required")
-    try:
-        report = synthesize(args.verilog, args.top, out_dir=args.out_dir,
-                            cache=not args.no_cache, delay_target_ps=args.delay_target,
-                            lib=args.lib, clock_ns=args.clock_ns)
-    except (SynthError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    sys.stdout.write(format_report_markdown(report))
-    return 0

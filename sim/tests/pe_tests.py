@@ -19,7 +19,7 @@ from mxsf.sim import pe_stimulus as stim
 from mxsf.sim.cocotb_lib import clock_and_reset, get_design, get_seed, get_test_config, run_stream_test
 from mxsf.sim.packing import LayoutCodec
 
-__all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs"]
+__all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs", "long_dots"]
 
 
 def _params():
@@ -27,6 +27,11 @@ def _params():
     p.setdefault("block_size", 32)
     p.setdefault("lanes", p["block_size"])
     return p["fmt"], p["block_size"], p["lanes"]
+
+
+def _acc():
+    """The design's accumulator (SPEC.md 10); absent means fp32."""
+    return get_design().params.get("acc", "fp32")
 
 
 def _model(codec, fmt, block_size, lanes):
@@ -39,7 +44,7 @@ def _model(codec, fmt, block_size, lanes):
                                   first=bool(v["first"]), last=bool(v["last"])))
             else:
                 trace.append(None)
-        out = pe_cycle_model(trace, fmt=fmt, block_size=block_size, lanes=lanes, latency=latency)
+        out = pe_cycle_model(trace, fmt=fmt, block_size=block_size, lanes=lanes, latency=latency, acc=_acc())
         return [{"o__valid": int(r is not None), "o__payload": r} for r in out[:len(inputs)]]
     return model
 
@@ -120,3 +125,29 @@ async def code_pairs(dut):
         beats += stim.exhaustive_pair_beats(fmt, block_size=block_size, lanes=lanes, scales=sets[name],
                                             pairs=pairs)
     await _run(dut, "code_pairs", beats, idle_prob=cfg.get("idle_prob", 0.02))
+
+
+@cocotb.test()
+async def long_dots(dut):
+    """Dot products of up to ``max_blocks`` blocks (default 40) with scales within a few
+    binades of each other, so every accumulation step rounds (bf16 accumulator: ties,
+    cancellation, growth to overflow with large scales)."""
+    fmt, block_size, lanes = _params()
+    cfg = get_test_config()
+    rng = _rng("long_dots")
+    f = get_format(fmt)
+    beats = []
+    for k in range(cfg.get("count", 20)):
+        nblk = int(rng.integers(2, cfg.get("max_blocks", 40) + 1))
+        a = rng.integers(0, f.n_codes, nblk * block_size)
+        b = rng.integers(0, f.n_codes, nblk * block_size)
+        if k % 2:                                   # finite codes only: long finite sums
+            fin = np.isfinite(f.values)
+            a = np.where(fin[a], a, 0)
+            b = np.where(fin[b], b, 0)
+        centre = 127 if k % 5 else int(rng.choice([20, 230]))   # tiny and huge results too
+        sa = rng.integers(centre - 3, centre + 4, nblk)
+        sb = rng.integers(124, 131, nblk)
+        beats += stim.dot_beats(a.tolist(), b.tolist(), sa.tolist(), sb.tolist(),
+                                block_size=block_size, lanes=lanes)
+    await _run(dut, "long_dots", beats)

@@ -56,7 +56,7 @@ def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: st
     mxsf.sim.gate_activity.GateLevelError, mxsf.synth.SynthError
         The simulator or OpenSTA failed.
     """
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
     from mxsf.sim.gate_activity import activity_tcl, array_workload, pe_workload, run_workload
     from mxsf.synth.energy import activity_power, pj_per_mac
     from mxsf.synth.libraries import get_library

@@ -23,14 +23,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mxsf.cli import CLIError, positive_int, table
-from mxsf.cli_hw import add_design_options, design_params
+from .common import CLIError, first_line, positive_int, table
+from .hw import add_design_options, design_from_args
 
 __all__ = ["register"]
 
 def _synth_error(error: Exception) -> CLIError:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return CLIError(text)
+    return CLIError(first_line(error))
 
 
 def _clock(text: str) -> float:
@@ -55,7 +54,7 @@ def _activity(args):
     """The energy function for run_jobs (None for the generic library or --no-activity)."""
     import functools
 
-    from mxsf.cli_energy import measure_energy
+    from mxsf.cli.energy import measure_energy
     from mxsf.synth.libraries import get_library
 
     if args.no_activity or not get_library(args.lib).power:
@@ -77,8 +76,7 @@ def _failures() -> tuple:
 def _cmd_synth(args) -> int:
     from mxsf.synth.compare import make_job, run_jobs
 
-    spec, params = design_params(args)
-    job = make_job(spec.name, params)
+    job = make_job(design_from_args(args))
 
     synth_dir = Path(args.out_dir) if args.out_dir is not None else None
     try:
@@ -156,8 +154,10 @@ def _cmd_compare(args) -> int:
     formats = parse_formats(args.formats)
     arrays = parse_array_sizes(args.array) if args.array is not None else None
     try:
+        options = {"acc": args.acc, "scale_rounding": args.scale_rounding, "rounding": args.rounding,
+                   "sr_bits": args.sr_bits, "seed": args.seed}
         result = run_compare(designs, formats, block_size=args.block_size, lanes=args.lanes,
-                             arrays=arrays, out_dir=args.out, synth_dir=args.synth_dir,
+                             arrays=arrays, options=options, out_dir=args.out, synth_dir=args.synth_dir,
                              workers=args.jobs, cache=not args.no_cache,
                              progress=not args.quiet, lib=args.lib, clock_ns=args.clock_ns,
                              activity=_activity(args), scheduler=args.scheduler)
@@ -190,7 +190,7 @@ def _add_lib_options(p) -> None:
 
 def register(subparsers) -> None:
     """Add the ``synth`` and ``compare`` commands."""
-    from mxsf.hw.registry import design_names
+    from mxsf.gen.registry import design_names
 
     s = subparsers.add_parser(
         "synth", help="synthesise one design and print its area report",
@@ -216,6 +216,12 @@ def register(subparsers) -> None:
                    help="lanes of every design (default: each design's own; BF16 PE 1)")
     c.add_argument("--array", default=None, metavar="RxC[,RxC...]",
                    help="array sizes for array/gemm/requantizer, each side 1..16 (default 4x4)")
+    c.add_argument("--acc", default=None, help="accumulator of pe/array: fp32 (default), bf16")
+    c.add_argument("--scale-rounding", default=None, help="requantizer/gemm scale rule: floor, ceil, even")
+    c.add_argument("--rounding", default=None, help="requantizer/gemm element rounding: rne, stochastic")
+    c.add_argument("--sr-bits", type=int, default=None, help="random bits of stochastic rounding")
+    c.add_argument("--seed", "--sr-seed", dest="seed", type=int, default=None,
+                   help="seed of stochastic rounding")
     c.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                    help="parallel synthesis processes (default: CPU count)")
     c.add_argument("--out", default="build/compare", help="output folder (default build/compare)")
