@@ -59,6 +59,7 @@ def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: st
     from mxsf.gen.registry import get_design_spec
     from mxsf.sim.gate_activity import activity_tcl, array_workload, pe_workload, run_workload
     from mxsf.synth.energy import activity_power, pj_per_mac
+    from mxsf.studies.accuracy import make_distribution
     from mxsf.synth.libraries import get_library
 
     library = get_library(report.library)
@@ -78,10 +79,10 @@ def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: st
     if stats is None:
         latency = int(get_design_spec(job.design).instantiate(**job.params).latency)
         if job.design == "array":
-            workload = array_workload(job.params, tiles=max(1, dots // 4), k=k,
+            workload = array_workload(job.params, sample=make_distribution, tiles=max(1, dots // 4), k=k,
                                       distribution=distribution, seed=seed, latency=latency)
         else:
-            workload = pe_workload(job.design, job.params, dots=dots, k=k,
+            workload = pe_workload(job.design, job.params, sample=make_distribution, dots=dots, k=k,
                                    distribution=distribution, seed=seed, latency=latency)
         sim, compared = run_workload(work, top=report.top, cell_models=str(library.cell_models),
                                      workload=workload, clock_ns=report.clock_ns,

@@ -12,7 +12,7 @@ commands (toggles per clock cycle and duty) for every cell pin (through
 
 :func:`pe_workload` builds a real workload for the processing elements: dot products
 of tensors drawn from the accuracy study's distributions
-(:data:`mxsf.studies.accuracy.DISTRIBUTIONS`), quantized by the golden model, one beat
+(:data:`mxsf.studies.accuracy.DISTRIBUTIONS`, sampler passed in), quantized by the golden model, one beat
 every cycle; :func:`run_workload` simulates it and compares every output cycle with
 the golden cycle model, raising :class:`GateLevelMismatch` on the first difference.
 
@@ -486,10 +486,14 @@ class Workload:
         return self.beats / max(self.cycles - self.reset_cycles, 1)
 
 
-def pe_workload(design: str, params: Mapping, *, dots: int = 8, k: int = 256,
+def pe_workload(design: str, params: Mapping, *, sample, dots: int = 8, k: int = 256,
                 distribution: str = "gaussian", seed: int = 0, reset_cycles: int = 2,
                 latency: int) -> Workload:
     """``dots`` dot products of length ``k`` of rows drawn from ``distribution``.
+
+    ``sample(distribution, shape, seed)`` draws a float32 tensor (the accuracy study's
+    :func:`mxsf.studies.accuracy.make_distribution`, passed in by the caller: this layer
+    does not import the studies).
 
     ``design`` is ``pe`` (quantized by the golden model to ``params['fmt']`` with 1D
     blocks of ``block_size``) or ``bf16-pe`` (rounded to bfloat16). One beat every
@@ -501,7 +505,6 @@ def pe_workload(design: str, params: Mapping, *, dots: int = 8, k: int = 256,
         Another design, bad sizes, unknown distribution.
     """
     from mxsf.golden import to_bf16
-    from mxsf.studies.accuracy import make_distribution
     from mxsf.golden.models import Beat, bf16_pe_cycle_model, pe_cycle_model
     from mxsf.golden.quantize import quantize
     from mxsf.sim.packing import LayoutCodec
@@ -515,8 +518,8 @@ def pe_workload(design: str, params: Mapping, *, dots: int = 8, k: int = 256,
     block = int(params.get("block_size", 32)) if design == "pe" else lanes
     if not (isinstance(k, int) and k >= block and k % block == 0 and k % lanes == 0):
         raise ValueError(f"k must be a positive multiple of {block} and {lanes}, not {k!r}")
-    a = make_distribution(distribution, (dots, k), seed)
-    b = make_distribution(distribution, (dots, k), seed + 1)
+    a = sample(distribution, (dots, k), seed)
+    b = sample(distribution, (dots, k), seed + 1)
     beats: list = []
     if design == "pe":
         from mxsf.hw.pe import mx_beat_layout
@@ -557,7 +560,7 @@ def pe_workload(design: str, params: Mapping, *, dots: int = 8, k: int = 256,
                     meta={"dots": dots, "k": k, "distribution": distribution, "seed": seed})
 
 
-def array_workload(params: Mapping, *, tiles: int = 2, k: int = 256,
+def array_workload(params: Mapping, *, sample, tiles: int = 2, k: int = 256,
                    distribution: str = "gaussian", seed: int = 0, reset_cycles: int = 2,
                    latency: int) -> Workload:
     """``tiles`` result tiles of a systolic array (``rows`` x ``cols``, K = ``k``) from
@@ -576,7 +579,6 @@ def array_workload(params: Mapping, *, tiles: int = 2, k: int = 256,
     from mxsf.golden.quantize import quantize
     from mxsf.hw.systolic import array_beat_layout, array_row_layout
     from mxsf.sim.packing import LayoutCodec
-    from mxsf.studies.accuracy import make_distribution
 
     fmt, rows, cols = params["fmt"], int(params["rows"]), int(params["cols"])
     block = int(params.get("block_size", 32))
@@ -591,8 +593,8 @@ def array_workload(params: Mapping, *, tiles: int = 2, k: int = 256,
     out_codec = LayoutCodec(array_row_layout(rows, cols))
     beats: list = []
     for t in range(tiles):
-        a = make_distribution(distribution, (rows, k), seed + 2 * t)
-        b = make_distribution(distribution, (k, cols), seed + 2 * t + 1)
+        a = sample(distribution, (rows, k), seed + 2 * t)
+        b = sample(distribution, (k, cols), seed + 2 * t + 1)
         if bf16:
             ac = (to_bf16(a).view(np.uint32) >> 16).astype(np.int64)
             bc = (to_bf16(b).view(np.uint32) >> 16).astype(np.int64)

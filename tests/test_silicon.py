@@ -21,6 +21,7 @@ from mxsf.sim.gate_activity import (GateLevelMismatch, activity_tcl, check_outpu
                                     pe_workload, run_workload, simulate_netlist)
 from mxsf.synth import SynthError, get_library, read_cells, synthesize
 from mxsf.synth.energy import activity_power, pj_per_mac
+from mxsf.studies.accuracy import make_distribution
 from mxsf.synth.hier import dedup_verilog
 
 _OSU = get_library("osu018")
@@ -277,7 +278,7 @@ def bf16_pe(tmp_path_factory):
 
 @needs_osu
 def test_gate_level_pe_matches_golden(bf16_pe):
-    workload = pe_workload("bf16-pe", {"lanes": 1}, dots=3, k=16, latency=2)
+    workload = pe_workload("bf16-pe", {"lanes": 1}, sample=make_distribution, dots=3, k=16, latency=2)
     sim, compared = run_workload(bf16_pe.report.work_dir, top=bf16_pe.report.top,
                                  cell_models=str(_OSU.cell_models), workload=workload,
                                  clock_ns=bf16_pe.report.clock_ns)
@@ -300,7 +301,7 @@ def test_broken_netlist_fails_the_gate_level_check(bf16_pe, tmp_path):
     broken, n = re.subn(r"\bXOR2X1\b", "XNOR2X1", text, count=1)
     assert n == 1
     (tmp_path / "mapped.v").write_text(broken)
-    workload = pe_workload("bf16-pe", {"lanes": 1}, dots=3, k=16, latency=2)
+    workload = pe_workload("bf16-pe", {"lanes": 1}, sample=make_distribution, dots=3, k=16, latency=2)
     with pytest.raises(GateLevelMismatch, match=r"gate-level bf16_pe_l1: cycle \d+"):
         run_workload(tmp_path, top=bf16_pe.report.top, cell_models=str(_OSU.cell_models),
                      workload=workload, clock_ns=bf16_pe.report.clock_ns)
