@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from mxsf.sim.pytest_support import needs_yosys
+from simsupport import needs_yosys
 
 distributed = pytest.importorskip("distributed")
 
