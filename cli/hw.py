@@ -6,7 +6,9 @@
 
 ``mxsf test DESIGN [params] [--sim verilator|icarus|both] [--exhaustive] [--seed S]
 [--count N] [--waves]`` runs the design's cocotb regression against the golden model
-with a progress line per test and a summary; exit status 1 on a failure.
+with a progress line per test and a summary; exit status 1 on a failure. With
+``--vectors N`` (and for the PE with ``--exhaustive``) it runs the vector-file regression
+instead (:mod:`mxsf.sim.vector_regression`).
 """
 
 from pathlib import Path
@@ -105,6 +107,8 @@ def _cmd_test(args) -> int:
     from mxsf.sim.run import SIMULATORS
 
     design = design_from_args(args)
+    if args.vectors is not None or (args.exhaustive and design.name == "pe"):
+        return _cmd_test_vectors(args, design)
     sims = list(SIMULATORS) if args.sim == "both" else [args.sim]
     config = {"exhaustive": bool(args.exhaustive)}
     if args.count is not None:
@@ -114,6 +118,23 @@ def _cmd_test(args) -> int:
           + (" (exhaustive)" if args.exhaustive else ""), flush=True)
     timeout = 6 * 3600 if args.exhaustive else 1800
     return run_regression([test], sims=sims, seed=args.seed, waves=args.waves, timeout_s=timeout)
+
+
+def _cmd_test_vectors(args, design) -> int:
+    """``--vectors N`` (and ``--exhaustive`` for the PE): the vector-file regression."""
+    from mxsf.sim.run import SIMULATORS
+    from mxsf.sim.vector_regression import VECTOR_DESIGNS, run_vector_regression
+
+    if design.name not in VECTOR_DESIGNS:
+        raise CLIError(f"--vectors: design must be one of {', '.join(VECTOR_DESIGNS)}; not {design.name}")
+    if args.waves or args.count is not None:
+        raise CLIError("--vectors does not take --waves or --count (the count is the --vectors value)")
+    sims = list(SIMULATORS) if args.sim == "both" else [args.sim]
+    count = args.vectors if args.vectors is not None else 1000
+    print(f"testing {design.describe()} on {', '.join(sims)} with vector files: {count} random"
+          + (" + every code pair" if args.exhaustive else ""), flush=True)
+    return run_vector_regression(design, sims=sims, count=count, exhaustive=bool(args.exhaustive),
+                                 seed=args.seed)
 
 
 def register(sub) -> None:
@@ -129,4 +150,7 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=None, help="random seed (printed on failure)")
     s.add_argument("--count", type=positive_int, default=None, help="random transactions per test")
     s.add_argument("--waves", action="store_true", help="always record waveforms")
+    s.add_argument("--vectors", type=positive_int, default=None, metavar="N",
+                   help="vector-file regression at simulator speed: N random dot products / tiles / groups "
+                        "(pe, bf16-pe, maxexp, requantizer, array); --exhaustive adds every PE code pair")
     s.set_defaults(func=_cmd_test)

@@ -14,7 +14,7 @@ from mxsf.golden.params import MAX_BLOCK_SIZE, check_divisor, check_int
 from .base import MXComponent
 from .formats import ElementDecoder, product_width
 from .fp32 import Float32Adder, IntToFloat32
-from .layouts import BFloat16, E8M0, Float32
+from .layouts import E8M0, BFloat16, Float32, element_layout
 
 __all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree"]
 
@@ -22,14 +22,13 @@ __all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree"]
 def mx_beat_layout(fmt, lanes: int) -> data.StructLayout:
     """One input beat of the MX PE: ``lanes`` codes of A and of B, two E8M0 scales, framing.
 
-    The codes and scales are plain bit fields of the widths of :func:`~mxsf.hw.layouts.element_layout`
-    and :class:`~mxsf.hw.layouts.E8M0` (the PE views them through those layouts)."""
+    Codes are :func:`~mxsf.hw.layouts.element_layout` structs, scales :class:`~mxsf.hw.layouts.E8M0`."""
     f = get_format(fmt, element_only=True)
     return data.StructLayout({
-        "a": data.ArrayLayout(f.bits, lanes),
-        "b": data.ArrayLayout(f.bits, lanes),
-        "scale_a": E8M0_BITS,
-        "scale_b": E8M0_BITS,
+        "a": data.ArrayLayout(element_layout(f), lanes),
+        "b": data.ArrayLayout(element_layout(f), lanes),
+        "scale_a": E8M0,
+        "scale_b": E8M0,
         "first": 1,
         "last": 1,
     })

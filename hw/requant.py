@@ -207,7 +207,7 @@ def requant_out_layout(fmt, lanes: int) -> data.StructLayout:
     f = get_format(fmt, element_only=True)
     return data.StructLayout({
         "codes": data.ArrayLayout(element_layout(f), lanes),
-        "scale": E8M0_BITS,
+        "scale": E8M0,
         "first": 1,
         "last": 1,
     })

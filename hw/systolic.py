@@ -1,24 +1,23 @@
 """Output-stationary systolic array of MX (or BF16) processing elements."""
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import E8M0_BITS
 from mxsf.golden.formats import ElementFormat, get_format
 from mxsf.golden.options import Accumulator, acc_mode
 from mxsf.golden.params import MAX_ARRAY_DIM, MAX_BLOCK_SIZE, check_divisor, check_int
 
 from .base import MXComponent
 from .bf16_pe import MAX_BF16_LANES, BF16ProcessingElement
-from .layouts import BFloat16, Float32
+from .layouts import E8M0, BFloat16, Float32, element_layout
 from .pe import MXProcessingElement
 
 __all__ = ["SystolicArray", "array_beat_layout", "array_row_layout", "check_array_params"]
 
 
 def _elem_shape(f: ElementFormat):
-    return BFloat16 if not f.is_element else unsigned(f.bits)
+    return BFloat16 if not f.is_element else element_layout(f)
 
 
 def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayout:
@@ -34,8 +33,8 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     fields = {"a": data.ArrayLayout(data.ArrayLayout(e, lanes), rows),
               "b": data.ArrayLayout(data.ArrayLayout(e, lanes), cols)}
     if f.is_element:
-        fields["scale_a"] = data.ArrayLayout(E8M0_BITS, rows)
-        fields["scale_b"] = data.ArrayLayout(E8M0_BITS, cols)
+        fields["scale_a"] = data.ArrayLayout(E8M0, rows)
+        fields["scale_b"] = data.ArrayLayout(E8M0, cols)
     fields["first"] = 1
     fields["last"] = 1
     return data.StructLayout(fields)
@@ -251,8 +250,8 @@ class SystolicArray(MXComponent):
         a_fields = {"valid": 1, "first": 1, "last": 1, "a": data.ArrayLayout(elem, lanes)}
         b_fields = {"b": data.ArrayLayout(elem, lanes)}
         if mx:
-            a_fields["scale_a"] = E8M0_BITS
-            b_fields["scale_b"] = E8M0_BITS
+            a_fields["scale_a"] = E8M0
+            b_fields["scale_b"] = E8M0
         a_side = data.StructLayout(a_fields)
         b_side = data.StructLayout(b_fields)
 
