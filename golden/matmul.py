@@ -176,6 +176,9 @@ def matmul(qa: MXArray, qb: MXArray) -> np.ndarray:
         Non-MX operands, shapes that do not chain, mismatched blocking along K.
     """
     kb = _k_blocks(qa, qb)
+    if qa.fmt.microexp_group or qb.fmt.microexp_group:        # shared microexponents: SPEC.md 11
+        from .bdr import bdr_block_results
+        return _accumulate(bdr_block_results(qa, qb))
     fa, fb = qa.fmt, qb.fmt
     M, K = qa.shape
     N = qb.shape[1]
@@ -220,6 +223,14 @@ def _accumulate(d: np.ndarray) -> np.ndarray:
     return canonical_nan(acc)
 
 
+def _single_scale(fmt, what: str) -> ElementFormat:
+    f = get_format(fmt, element_only=True)
+    if f.microexp_group:
+        raise ValueError(f"fmt {f.name} has microexponents, which {what} does not take: "
+                         "use mxsf.golden.bdr.bdr_dot or matmul")
+    return f
+
+
 def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int) -> np.ndarray:
     """Many independent dot products at once (SPEC.md section 5), one per row.
 
@@ -227,7 +238,7 @@ def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int) -> np.
     zero-pad otherwise), ``scale_a``/``scale_b`` (D, K // block_size) E8M0 bytes.
     Returns the D float32 results (canonical NaN). Equal to :func:`matmul` of each row.
     """
-    f = get_format(fmt, element_only=True)
+    f = _single_scale(fmt, "batched_dot")
     ca = np.asarray(a_codes).astype(np.int64)
     cb = np.asarray(b_codes).astype(np.int64)
     D, K = ca.shape
@@ -246,7 +257,7 @@ def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int) -> np.
 
 def dot_block(a_codes, b_codes, scale_a: int, scale_b: int, fmt) -> np.float32:
     """One block's contribution ``d`` of SPEC.md section 5 (before accumulation)."""
-    f = get_format(fmt, element_only=True)
+    f = _single_scale(fmt, "dot_block")
     a = np.asarray(a_codes, dtype=np.uint8).reshape(1, -1)
     b = np.asarray(b_codes, dtype=np.uint8).reshape(-1, 1)
     qa = MXArray(f, a, np.array([[scale_a]], dtype=np.uint8), (1, a.shape[1]))

@@ -1,0 +1,222 @@
+"""Codec of the shared-microexponent (BDR) formats ``mx9``, ``mx6``, ``mx4`` (SPEC.md 11).
+
+A block of 16 float32 values along one axis shares an exponent ``E`` (stored as the
+byte ``E + 127``, 0xFF = NaN block, exactly like an E8M0 scale); each pair of
+neighbouring elements shares a 1-bit microexponent ``tau``; an element is a sign and a
+``p``-bit magnitude ``m`` (``p = fmt.man_bits``: 7, 4, 2):
+
+    value = (-1)^s x m x 2^(E - tau - (p - 1))
+
+Quantization (:func:`quantize_bdr`): ``E = floor(log2 max|V|)`` clamped to [-127, 127]
+(all-zero block: -127); ``tau = 1`` when both magnitudes of the pair are below ``2^E``;
+``m = RNE(|v| / 2^(E - tau - p + 1))`` saturating at ``2^p - 1``; the sign bit is the
+input's (so -0.0 and negative values that round to 0 give ``s = 1, m = 0``). A block
+with a NaN or Inf gets byte 0xFF, codes 0 and microexponents 0 (SPEC.md 11 leaves the
+microexponents of a NaN block open; 0 is this model's choice, and the hardware's).
+
+The whole computation is float32 arithmetic that is exact: ``|v| x 2^-E`` is a
+multiplication by a power of two that neither overflows (``|v| < 2^(E+1)``) nor loses
+bits that could matter (a result below 2^-126 is far below half the smallest step
+``2^-p``), ``x 2^(p-1+tau)`` is exact, and ``np.rint`` rounds to nearest even.
+
+Dot products (:func:`bdr_block_results`): with ``n = (-1)^s x m x 2^(1 - tau)`` an
+element is ``n x 2^(E - p)``, so a block sum is an exact integer in units of
+``2^(Ea + Eb - pa - pb)`` (at most 16 x 254^2 < 2^20 for MX9: exact in float64) that
+is rounded once to float32; SPEC.md 11's ``2^(Ea + Eb - 2(p - 1))`` form is the same
+number. A and B may be different BDR formats (``pa != pb``); a BDR operand with a
+single-scale one is refused (SPEC.md 11 defines neither the block pairing nor a rule).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .constants import BDR_BLOCK_SIZE, BDR_PAIR_SIZE, E8M0_BIAS, E8M0_MAX_EXP, E8M0_MIN_EXP, E8M0_NAN, F32_INF_BITS
+from .formats import ElementFormat, FormatKind, get_format
+
+__all__ = [
+    "quantize_bdr",
+    "dequantize_bdr",
+    "bdr_element_ints",
+    "bdr_block_results",
+    "bdr_dot",
+    "check_bdr_block_size",
+    "microexp_per_element",
+]
+
+_INF = np.uint32(F32_INF_BITS)
+
+
+def _require_bdr(f: ElementFormat, param: str = "fmt") -> ElementFormat:
+    if f.kind is not FormatKind.BDR:
+        raise ValueError(f"{param} must be a shared-microexponent format (kind bdr), not {f.name!r}")
+    return f
+
+
+def check_bdr_block_size(f: ElementFormat, block_size) -> int:
+    """``block_size`` must be the format's fixed 16 (SPEC.md 11); ValueError naming the rule."""
+    if block_size != BDR_BLOCK_SIZE or isinstance(block_size, bool):
+        raise ValueError(f"block_size must be {BDR_BLOCK_SIZE} for {f.name} (SPEC.md 11: a block of "
+                         f"{BDR_BLOCK_SIZE} elements shares one exponent, each pair a microexponent); "
+                         f"not {block_size!r}")
+    return BDR_BLOCK_SIZE
+
+
+def quantize_bdr(x32: np.ndarray, fmt, axis: int):
+    """Quantize float32 ``x32`` to a BDR :class:`~mxsf.golden.quantize.MXArray` (blocks of 16 along ``axis``).
+
+    Returns an ``MXArray`` with ``codes`` (uint8 ``s << p | m``, the shape of ``x32``),
+    ``scale_e8m0`` (the exponent bytes ``E + 127``, one per block), ``block_shape`` (16
+    along ``axis``, 1 elsewhere) and ``microexp`` (uint8 0/1, ``ceil(n / 2)`` pairs along
+    ``axis``; pairs of a ragged last block include its zero padding).
+    """
+    from .quantize import MXArray
+
+    f = _require_bdr(get_format(fmt))
+    p = f.man_bits
+    if x32.size == 0:
+        raise ValueError(f"x must not be empty, not shape {x32.shape}")
+    xm = np.moveaxis(x32, axis, -1)
+    n = xm.shape[-1]
+    nb = -(-n // BDR_BLOCK_SIZE)
+    pad = nb * BDR_BLOCK_SIZE - n
+    if pad:
+        xm = np.concatenate([xm, np.zeros(xm.shape[:-1] + (pad,), np.float32)], axis=-1)
+    lead = xm.shape[:-1]
+    xb = np.ascontiguousarray(xm).reshape(lead + (nb, BDR_BLOCK_SIZE // BDR_PAIR_SIZE, BDR_PAIR_SIZE))
+    mag_bits = xb.view(np.uint32) & np.uint32(0x7FFF_FFFF)
+
+    pair_max = mag_bits.max(axis=-1)                                   # (..., nb, 8)
+    blk_max = pair_max.max(axis=-1)                                    # (..., nb)
+    nan_blk = blk_max >= _INF
+    # floor(log2 max) is the unbiased exponent; a subnormal or zero max clamps to -127
+    E = np.clip((blk_max >> np.uint32(23)).astype(np.int32) - E8M0_BIAS, E8M0_MIN_EXP, E8M0_MAX_EXP)
+    pow_e = np.ldexp(np.float32(1), E).astype(np.float32)             # 2^E, exact (2^-127 subnormal)
+    tau = pair_max < pow_e.view(np.uint32)[..., None]                  # both magnitudes below 2^E
+
+    inv = np.ldexp(np.float32(1), -E).astype(np.float32)[..., None, None]
+    step = np.ldexp(np.float32(1), (p - 1) + tau.astype(np.int32)).astype(np.float32)[..., None]
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        y = np.abs(xb) * inv * step                                    # exact (module docstring)
+        m = np.minimum(np.rint(y), np.float32((1 << p) - 1))
+    m = np.where(nan_blk[..., None, None], 0, m).astype(np.uint8)
+    sign = np.signbit(xb) & ~nan_blk[..., None, None]
+    codes = (m | (sign.astype(np.uint8) << np.uint8(p))).reshape(lead + (nb * BDR_BLOCK_SIZE,))[..., :n]
+    tau = (tau & ~nan_blk[..., None]).astype(np.uint8).reshape(lead + (nb * BDR_BLOCK_SIZE // BDR_PAIR_SIZE,))
+    tau = tau[..., : -(-n // BDR_PAIR_SIZE)]
+    scale = np.where(nan_blk, E8M0_NAN, E + E8M0_BIAS).astype(np.uint8)
+
+    block_shape = [1] * x32.ndim
+    block_shape[axis] = BDR_BLOCK_SIZE
+    return MXArray(f, np.ascontiguousarray(np.moveaxis(codes, -1, axis)),
+                   np.ascontiguousarray(np.moveaxis(scale, -1, axis)), tuple(block_shape),
+                   microexp=np.ascontiguousarray(np.moveaxis(tau, -1, axis)))
+
+
+def _block_axis(q) -> int:
+    axes = [ax for ax, b in enumerate(q.block_shape) if b != 1]
+    if q.microexp is None or len(axes) != 1 or q.block_shape[axes[0]] != BDR_BLOCK_SIZE:
+        raise ValueError(f"a {q.fmt.name} MXArray needs microexponents and 1D blocks of {BDR_BLOCK_SIZE}; "
+                         f"not block_shape {q.block_shape} with microexp "
+                         f"{'None' if q.microexp is None else q.microexp.shape}")
+    return axes[0]
+
+
+def microexp_per_element(q, padded: bool = False) -> np.ndarray:
+    """The microexponent of every element (each pair's bit repeated twice along the block axis).
+
+    ``padded`` returns it for the codes padded to whole blocks (padding pairs read as 1:
+    their codes are 0, so any value gives the same numbers).
+    """
+    ax = _block_axis(q)
+    t = np.repeat(q.microexp, BDR_PAIR_SIZE, axis=ax)
+    n = q.shape[ax]
+    target = -(-n // BDR_BLOCK_SIZE) * BDR_BLOCK_SIZE if padded else n
+    if t.shape[ax] >= target:
+        return np.take(t, np.arange(target), axis=ax)
+    pads = [(0, 0)] * t.ndim
+    pads[ax] = (0, target - t.shape[ax])
+    return np.pad(t, pads, constant_values=1)
+
+
+def dequantize_bdr(q) -> np.ndarray:
+    """float32 values ``(-1)^s m 2^(E - tau - (p-1))`` (NaN where the exponent byte is 0xFF)."""
+    _block_axis(q)
+    vals = q.fmt.values[q.codes.astype(np.int64)]                      # tau = 0 reading
+    s = q.scale_per_element().astype(np.int64)
+    out = np.ldexp(vals, s - E8M0_BIAS - microexp_per_element(q).astype(np.int64))
+    return np.where(s == E8M0_NAN, np.nan, out).astype(np.float32)
+
+
+def bdr_element_ints(codes, microexp, fmt) -> np.ndarray:
+    """Signed integer ``n = (-1)^s m 2^(1 - tau)`` of each element: its value is ``n x 2^(E - p)``.
+
+    ``codes`` and ``microexp`` (per element) broadcast; int64.
+    """
+    f = _require_bdr(get_format(fmt))
+    c = np.asarray(codes).astype(np.int64)
+    mag = (c & ((1 << f.man_bits) - 1)) << (1 - np.asarray(microexp).astype(np.int64))
+    return np.where((c >> f.man_bits) & 1, -mag, mag)
+
+
+def bdr_block_results(qa, qb) -> np.ndarray:
+    """float32 ``d`` of every (K-block, row of A, column of B) for ``qa @ qb`` (SPEC.md 11 + 5).
+
+    ``qa`` (M x K) is blocked along its last axis, ``qb`` (K x N) along its first, both
+    BDR. Returns (nK, M, N) float32 block results, NaN where an exponent byte is 0xFF;
+    the caller accumulates them in order (:func:`mxsf.golden.matmul.matmul`).
+    """
+    from .matmul import round_to_float32
+
+    fa, fb = qa.fmt, qb.fmt
+    for name, f in (("qa", fa), ("qb", fb)):
+        if f.kind is not FormatKind.BDR:
+            raise ValueError(f"{name} is {f.name}: a shared-microexponent (BDR) operand multiplies only "
+                             f"another BDR operand (SPEC.md 11), not {fa.name} x {fb.name}")
+    if _block_axis(qa) != 1 or _block_axis(qb) != 0:
+        raise ValueError(f"qa must be blocked along its last axis and qb along its first (K); not "
+                         f"block shapes {qa.block_shape} and {qb.block_shape}")
+    M, K = qa.shape
+    N = qb.shape[1]
+    nK = -(-K // BDR_BLOCK_SIZE)
+    a = bdr_element_ints(qa.padded_codes(), microexp_per_element(qa, padded=True), fa)   # (M, Kp)
+    b = bdr_element_ints(qb.padded_codes(), microexp_per_element(qb, padded=True), fb)   # (Kp, N)
+    a = a.reshape(M, nK, BDR_BLOCK_SIZE).transpose(1, 0, 2).astype(np.float64)          # (nK, M, 16)
+    b = b.reshape(nK, BDR_BLOCK_SIZE, N).astype(np.float64)                              # (nK, 16, N)
+    s = np.matmul(a, b)                          # exact: |s| < 16 x 2^16 x 2^(p-7) < 2^53
+    sa = qa.scale_e8m0.T.astype(np.int64)        # (nK, M)
+    sb = qb.scale_e8m0.astype(np.int64)          # (nK, N)
+    exp = (sa[:, :, None] - E8M0_BIAS) + (sb[:, None, :] - E8M0_BIAS) - fa.man_bits - fb.man_bits
+    d = round_to_float32(s, exp)
+    nan = (sa[:, :, None] == E8M0_NAN) | (sb[:, None, :] == E8M0_NAN)
+    return np.where(nan, np.float32(np.nan), d).astype(np.float32)
+
+
+def bdr_dot(blocks, fmt) -> np.float32:
+    """SPEC.md 11 result of one dot product given as blocks (accumulated as SPEC.md 5).
+
+    ``blocks`` is a list of ``(a_codes, b_codes, microexp_a, microexp_b, byte_a, byte_b)``:
+    up to 16 codes and up to 8 pair microexponents each (missing ones are zero codes).
+    """
+    from .matmul import matmul
+    from .quantize import MXArray
+
+    f = _require_bdr(get_format(fmt))
+    n = len(blocks)
+    K, P = n * BDR_BLOCK_SIZE, n * BDR_BLOCK_SIZE // BDR_PAIR_SIZE
+    a = np.zeros((1, K), np.uint8)
+    b = np.zeros((K, 1), np.uint8)
+    ta = np.ones((1, P), np.uint8)
+    tb = np.ones((P, 1), np.uint8)
+    sa = np.zeros((1, n), np.uint8)
+    sb = np.zeros((n, 1), np.uint8)
+    for j, (ac, bc, ma, mb, xa, xb) in enumerate(blocks):
+        k0, p0 = j * BDR_BLOCK_SIZE, j * BDR_BLOCK_SIZE // BDR_PAIR_SIZE
+        a[0, k0:k0 + len(ac)] = ac
+        b[k0:k0 + len(bc), 0] = bc
+        ta[0, p0:p0 + len(ma)] = ma
+        tb[p0:p0 + len(mb), 0] = mb
+        sa[0, j], sb[j, 0] = xa, xb
+    qa = MXArray(f, a, sa, (1, BDR_BLOCK_SIZE), microexp=ta)
+    qb = MXArray(f, b, sb, (BDR_BLOCK_SIZE, 1), microexp=tb)
+    return matmul(qa, qb)[0, 0]
