@@ -32,15 +32,21 @@ class _Parser(argparse.ArgumentParser):
 def format_table() -> str:
     from mxsf.golden import FORMATS
 
-    head = ("format", "alias", "bits", "E", "M", "bias", "emax_elem", "largest", "smallest>0", "specials")
+    head = ("format", "alias", "bits", "E", "M", "bias", "emax_elem", "largest", "smallest>0", "specials",
+            "block", "bits/elem")
     rows = []
     for f in FORMATS.values():
         specials = "NaN,Inf" if f.has_inf else ("NaN" if f.has_nan else "-")
         e, m = (f"{f.exp_bits}", f"{f.man_bits}") if f.kind == "fp" else (
-            ("2|3", "5|2") if f.kind == "mxsf" else ("-", "-"))
+            ("2|3", "5|2") if f.kind == "mxsf" else ("-", f"{f.man_bits}" if f.kind == "bdr" else "-"))
+        # bits per element with the scale overhead: 8-bit scale per block (+ microexponents)
+        block = "-" if not f.is_element else (
+            f"{f.default_block_size} ({f.microexp_group}/uexp)" if f.microexp_group else f"{f.default_block_size}")
+        bpe = f"{f.bits_per_element():g}" if f.is_element else f"{f.bits}"
+        # smallest > 0 of a BDR element is m = 1 with microexponent 1: 2^(lsb_exp - 1)
         rows.append((f.name, f.ocp_name or "-", str(f.bits), e, m,
                      str(f.bias) if f.kind == "fp" else "-", str(f.emax_elem),
-                     f"{f.max_value:.6g}", f"2^{f.lsb_exp}", specials))
+                     f"{f.max_value:.6g}", f"2^{f.lsb_exp - f.microexp_bits}", specials, block, bpe))
     return table(head, rows)
 
 

@@ -74,7 +74,8 @@ def register(subparsers) -> None:
 # ------------------------------------------------------------------------------------
 
 def _fmt_db(v: float) -> str:
-    return "inf" if v == math.inf else ("-inf" if v == -math.inf else ("nan" if v != v else f"{v:.2f}"))
+    # NaN: no figure (the tile column of the 1D-only formats mx9/mx6/mx4)
+    return "inf" if v == math.inf else ("-inf" if v == -math.inf else ("-" if v != v else f"{v:.2f}"))
 
 
 def _load_input(path: str) -> np.ndarray:

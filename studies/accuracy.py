@@ -15,7 +15,9 @@ for 2D tiles (``tile`` rows x cols sharing one scale):
 
 ``bf16`` is the reference: every element rounded to bfloat16
 (:func:`mxsf.golden.to_bf16`); it has no blocks, so its 1D and tile figures are
-the same. :func:`default_sqnr` gives the mean SQNR over the default
+the same. A format with a fixed block (the shared-microexponent ``mx9``, ``mx6``,
+``mx4``: 16 elements, SPEC.md 11) is measured in its own 1D blocks whatever
+``block_size`` says, and has no tile figures (NaN: SPEC.md 11 defines no tiles). :func:`default_sqnr` gives the mean SQNR over the default
 distributions, which ``mxsf compare`` plots beside area.
 
 Pure NumPy.
@@ -132,6 +134,10 @@ def fake_quantize(x, fmt, *, block_size: int | None = DEFAULT_BLOCK_SIZE, tile=N
     f = get_format(fmt)
     if f.name == REFERENCE_FORMAT:
         return to_bf16(x)
+    if tile is not None and not f.allows_tiles:
+        raise ValueError(f"tile must be None for {f.name}: its blocks are 1D (SPEC.md 11), not {tile!r}")
+    if f.fixed_block_size is not None:
+        block_size = f.fixed_block_size
     if tile is not None:
         return dequantize(quantize_tiles(x, f, tile=tuple(tile)))
     return dequantize(quantize(x, f, block_size=block_size, axis=-1))
@@ -178,7 +184,8 @@ def format_accuracy(x, fmt, *, block_size: int = DEFAULT_BLOCK_SIZE, tile=DEFAUL
     """Metrics of one format on one tensor, 1D blocks and 2D tiles.
 
     ``x`` is taken through :func:`as_matrix`. Returns ``{"1d": metrics, "tile": metrics}``
-    with the dicts of :func:`error_metrics` (the same dict twice for ``bf16``).
+    with the dicts of :func:`error_metrics` (the same dict twice for ``bf16``; NaN tile
+    metrics and the format's own 16-element blocks for ``mx9``/``mx6``/``mx4``).
     """
     f = get_format(fmt)
     bs = check_block_size(block_size)
@@ -187,6 +194,9 @@ def format_accuracy(x, fmt, *, block_size: int = DEFAULT_BLOCK_SIZE, tile=DEFAUL
     if f.name == REFERENCE_FORMAT:
         r = error_metrics(m, to_bf16(m))
         return {"1d": r, "tile": dict(r)}
+    if not f.allows_tiles:
+        r = error_metrics(m, fake_quantize(m, f))
+        return {"1d": r, "tile": {**{k: float("nan") for k in r if k != "n"}, "n": r["n"]}}
     return {"1d": error_metrics(m, fake_quantize(m, f, block_size=bs)),
             "tile": error_metrics(m, fake_quantize(m, f, tile=tl))}
 
