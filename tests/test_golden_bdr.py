@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from mxsf.golden import (FORMATS, MXArray, bdr_dot, batched_dot, dequantize, dot_block, format_names, get_format,
+from mxsf.golden import (FORMATS, MXArray, bdr_batched_dot, bdr_dot, batched_dot, dequantize, dot_block, format_names, get_format,
                          matmul, quantize, quantize_tiles, requantize_tile)
 
 P = {"mx9": 7, "mx6": 4, "mx4": 2}
@@ -344,6 +344,7 @@ def test_dot_products_exact(fa, fb):
         assert got == ref_dot(blocks, P[fa], P[fb]), (fa, fb, n)
         if fa == fb:
             assert f32_bits(bdr_dot(blocks, fa)) == got
+            assert f32_bits(bdr_batched_dot(a, b.T, ta, tb.T, sa, sb.T, fa)[0]) == got
 
 
 @pytest.mark.parametrize("fmt", BDR)

@@ -19,7 +19,7 @@ from mxsf.sim import pe_stimulus as stim
 from mxsf.sim.cocotb_lib import clock_and_reset, get_design, get_seed, get_test_config, run_stream_test
 from mxsf.sim.packing import LayoutCodec
 
-__all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs"]
+__all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs", "beat_fields"]
 
 
 def _params():
@@ -36,7 +36,8 @@ def _model(codec, fmt, block_size, lanes):
             if cyc.get("i__valid"):
                 v = codec.unpack(cyc["i__payload"])
                 trace.append(Beat(a=v["a"], b=v["b"], scale_a=v["scale_a"], scale_b=v["scale_b"],
-                                  first=bool(v["first"]), last=bool(v["last"])))
+                                  first=bool(v["first"]), last=bool(v["last"]),
+                                  micro_a=v.get("micro_a"), micro_b=v.get("micro_b")))
             else:
                 trace.append(None)
         out = pe_cycle_model(trace, fmt=fmt, block_size=block_size, lanes=lanes, latency=latency)
@@ -48,8 +49,7 @@ async def _run(dut, name, beats, *, idle_prob=None):
     fmt, block_size, lanes = _params()
     cfg = get_test_config()
     codec = LayoutCodec(mx_beat_layout(fmt, lanes))
-    txns = [codec.pack({"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
-                        "first": int(b.first), "last": int(b.last)}) for b in beats]
+    txns = [codec.pack(beat_fields(b)) for b in beats]
     await clock_and_reset(dut)
     trace = await run_stream_test(
         dut, txns, _model(codec, fmt, block_size, lanes),
@@ -58,6 +58,15 @@ async def _run(dut, name, beats, *, idle_prob=None):
     results = sum(1 for row in trace.expected if row.get("o__valid"))
     dut._log.info(f"{name}: {len(beats)} beats, {results} results compared, {trace.comparisons} comparisons")
     assert results > 0, "the test produced no result to compare"
+
+
+def beat_fields(b: Beat) -> dict:
+    """The payload fields of a beat (with the microexponents of the BDR formats)."""
+    v = {"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
+         "first": int(b.first), "last": int(b.last)}
+    if b.micro_a is not None:
+        v.update(micro_a=b.micro_a, micro_b=b.micro_b)
+    return v
 
 
 def _rng(name):
