@@ -6,6 +6,12 @@ shift ``shift`` such that the element's magnitude is ``(sig << shift) x 2^lsb_ex
 (``lsb_exp`` is the exponent of the format's smallest value). Products of two
 elements are then ``(sig_a * sig_b) << (shift_a + shift_b)`` in units of
 ``2^(lsb_a + lsb_b)``, which is how the MX PE forms exact block sums.
+
+Shared-microexponent (BDR) formats (SPEC.md 11) have one more level: the decoder also
+takes the element's pair microexponent ``tau`` and returns ``sig = m``, ``shift = 1 - tau``
+in units of ``2^unit_exp = 2^(lsb_exp - 1)`` (one bit below the code table's LSB). The
+helpers :func:`unit_exp` and :func:`max_magnitude` give every format's units this way
+(``unit_exp == lsb_exp`` for the single-scale formats).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ __all__ = [
     "sig_width",
     "shift_max",
     "product_width",
+    "unit_exp",
+    "max_magnitude",
     "check_int",
 ]
 
@@ -52,6 +60,8 @@ def _decode_int(f: ElementFormat, code: int) -> tuple[int, int]:
     """Reference (sig, shift) of a magnitude code, mirroring the hardware decoder."""
     if f.kind == "int":
         return code, 0
+    if f.kind == "bdr":                      # with microexponent 0: m << 1 in 2^(lsb_exp - 1) units
+        return code & ((1 << f.man_bits) - 1), 1
     if f.kind == "mxsf":
         e, m = code >> 5, code & 31
         if e:
@@ -77,10 +87,21 @@ def shift_max(fmt) -> int:
     return max(fin)
 
 
-def product_width(fmt) -> int:
-    """Bits of the largest |product| of two finite elements, in units of 2^(2 lsb_exp)."""
+def unit_exp(fmt) -> int:
+    """Exponent of the decoder's magnitude unit: ``lsb_exp`` minus the microexponent width."""
     f = get_format(fmt, element_only=True)
-    return (f.max_int * f.max_int).bit_length()
+    return f.lsb_exp - f.microexp_bits
+
+
+def max_magnitude(fmt) -> int:
+    """Largest decoded magnitude ``sig << shift`` of a finite element, in units of 2^unit_exp."""
+    f = get_format(fmt, element_only=True)
+    return f.max_int << f.microexp_bits
+
+
+def product_width(fmt) -> int:
+    """Bits of the largest |product| of two finite elements, in units of 2^(2 unit_exp)."""
+    return (max_magnitude(fmt) ** 2).bit_length()
 
 
 def element_layout(fmt) -> data.StructLayout:
@@ -88,6 +109,8 @@ def element_layout(fmt) -> data.StructLayout:
     f = get_format(fmt)
     if f.kind == "int":
         return data.StructLayout({"low": 7, "sign": 1})
+    if f.kind == "bdr":
+        return data.StructLayout({"mag": f.man_bits, "sign": 1})
     return data.StructLayout({"mant": f.man_bits, "exp": f.exp_bits, "sign": 1})
 
 
@@ -115,11 +138,14 @@ class ElementDecoder(wiring.Component):
     -------
     code : In(bits)
         The element code.
+    micro : In(1), BDR formats only
+        The microexponent ``tau`` of the element's pair.
     o : Out(decoded_layout(fmt))
         ``sign``; ``sig`` and ``shift`` with magnitude ``sig << shift`` in units of
-        ``2^lsb_exp`` (MXSF: E2M5 mode when the exponent field is non-zero, else the
-        five low bits read as E3M2; INT8: the two's complement magnitude); ``zero``;
-        ``inf`` and ``nan`` for the non-finite codes of E4M3/E5M2 (``sig`` is 0 then).
+        ``2^unit_exp(fmt)`` (MXSF: E2M5 mode when the exponent field is non-zero, else the
+        five low bits read as E3M2; INT8: the two's complement magnitude; BDR: ``m`` shifted
+        by ``1 - tau``); ``zero``; ``inf`` and ``nan`` for the non-finite codes of E4M3/E5M2
+        (``sig`` is 0 then).
 
     Latency
     -------
@@ -128,10 +154,10 @@ class ElementDecoder(wiring.Component):
 
     def __init__(self, fmt):
         self._fmt = get_format(fmt, element_only=True, param="fmt")
-        super().__init__({
-            "code": In(self._fmt.bits),
-            "o": Out(decoded_layout(self._fmt)),
-        })
+        ports = {"code": In(self._fmt.bits), "o": Out(decoded_layout(self._fmt))}
+        if self._fmt.microexp_group:
+            ports["micro"] = In(self._fmt.microexp_bits)
+        super().__init__(ports)
 
     @property
     def fmt(self) -> ElementFormat:
@@ -154,6 +180,8 @@ class ElementDecoder(wiring.Component):
                 o.sig.eq(Mux(neg, -self.code.as_signed(), self.code)),
                 o.shift.eq(0),
             ]
+        elif f.kind == "bdr":                       # SPEC.md 11: m x 2^(1 - tau) x 2^(E - p)
+            m.d.comb += [o.sign.eq(code.sign), o.sig.eq(code.mag), o.shift.eq(~self.micro)]
         elif f.kind == "mxsf":
             e, mant = code.exp, code.mant
             E, M = mant[2:5], mant[0:2]

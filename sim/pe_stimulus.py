@@ -108,7 +108,9 @@ def _negate(f, codes):
 
 def cancelling_mx_dots(rng, fmt, *, block_size: int, lanes: int, count: int) -> list:
     """Dot products that cancel exactly: within a block (x, -x pairs), across two
-    blocks with equal scales (block 2 = -block 1), and long mixed-sign accumulations."""
+    blocks with equal scales (block 2 = -block 1), long mixed-sign accumulations, and
+    blocks whose accumulation order matters (big, 0, tiny, -big: SPEC.md 5 gives 0 where
+    adding the last two blocks in the other order gives the tiny one)."""
     f = get_format(fmt, element_only=True)
     usable = np.isfinite(f.values)
     if f.kind == "int":
@@ -118,7 +120,7 @@ def cancelling_mx_dots(rng, fmt, *, block_size: int, lanes: int, count: int) -> 
     nbb = max(1, lanes // block_size)                   # blocks per beat
     beats = []
     for i in range(count):
-        kind = i % 3
+        kind = i % 4
         ma = mb = None
         if kind == 0:                                   # x, -x inside one block
             half = rng.choice(finite, size=block_size // 2)
@@ -140,6 +142,19 @@ def cancelling_mx_dots(rng, fmt, *, block_size: int, lanes: int, count: int) -> 
             if bdr:
                 m1, m2 = rng.integers(0, 2, size=block_size // 2), rng.integers(0, 2, size=block_size // 2)
                 ma, mb = np.concatenate([m1, m1]), np.concatenate([m2, m2])
+        elif kind == 3:                                 # order: big, 0, tiny, -big
+            c = int(rng.choice(finite[f.values[finite] > 0]))
+            big = np.full(block_size, c)
+            tiny = np.zeros(block_size, np.int64)
+            tiny[0] = c
+            zero = np.zeros(block_size, np.int64)
+            a = np.concatenate([big, zero, tiny, _negate(f, big)])
+            b = np.concatenate([big, zero, tiny, big])
+            s, t = int(rng.integers(110, 140)), int(rng.integers(110, 140))
+            sa, sb = [s, s, s - 20, s], [t, t, t - 20, t]
+            if bdr:
+                mu = rng.integers(0, 2, size=block_size // 2)
+                ma = mb = np.concatenate([mu, mu, mu, mu])
         else:                                           # long mixed-sign accumulation
             nblk = int(rng.integers(8, 24))
             a = rng.choice(finite, size=nblk * block_size)

@@ -408,6 +408,18 @@ def parse_array_sizes(text: str) -> list[tuple[int, int]]:
     return list(dict.fromkeys(sizes))
 
 
+def _fixed_block(params: dict) -> dict:
+    """A format with a fixed block (mx9/mx6/mx4: 16, SPEC.md 11) takes it instead of the
+    sweep's ``block_size``; ``lanes`` stays, so a 32-lane PE carries two blocks a beat."""
+    from mxsf.golden import get_format
+
+    if "block_size" in params and params.get("fmt") not in (None, "bf16"):
+        fixed = get_format(params["fmt"]).fixed_block_size
+        if fixed is not None:
+            return {**params, "block_size": fixed}
+    return params
+
+
 def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: int = 32,
                  lanes: int | None = None,
                  arrays: Sequence[tuple[int, int]] | None = None) -> list[SynthJob]:
@@ -417,7 +429,8 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
     ``block_size`` (and ``n``, the inputs of a max-exponent finder) from ``block_size``,
     ``lanes`` from ``lanes`` when given (the BF16 PE otherwise has 1 lane), ``rows`` and
     ``cols`` from ``arrays`` (default 4x4). References: the BF16 PE with 1 lane and the
-    ``fp8_e4m3`` PE with ``block_size`` and ``lanes``.
+    ``fp8_e4m3`` PE with ``block_size`` and ``lanes``. Formats with a fixed block size
+    (``mx9``/``mx6``/``mx4``: 16) use it instead of ``block_size``.
 
     Raises
     ------
@@ -458,7 +471,7 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
         combos: list[dict[str, Any]] = [{}]
         for axis in axes:
             combos = [{**combo, **choice} for combo in combos for choice in axis]
-        choices += [(spec.name, combo) for combo in combos]
+        choices += [(spec.name, _fixed_block(combo)) for combo in combos]
 
     jobs: dict[tuple[str, str], SynthJob] = {}
     for name, params in choices:

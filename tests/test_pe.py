@@ -19,13 +19,15 @@ from mxsf.sim.run import run_checked, run_cocotb
 
 PE_TESTS = "mxsf.sim.tests.pe_tests"
 EIGHT_BIT = ["fp8_e4m3", "fp8_e5m2", "int8", "fp8_e2m5", "mxsf"]
+BDR = [f for f in ELEMENT_FORMATS if get_format(f).microexp_group]          # mx9, mx6, mx4
+SINGLE_SCALE = [f for f in ELEMENT_FORMATS if f not in BDR]
 
 
 # ------------------------------------------------------------------------------------
 # Element decoder: every code of every format
 
 
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+@pytest.mark.parametrize("fmt", SINGLE_SCALE)
 def test_decoder_every_code(fmt):
     f = get_format(fmt)
     dut = ElementDecoder(fmt)
@@ -51,6 +53,32 @@ def test_decoder_every_code(fmt):
             assert sign == (code >> (f.bits - 1) & 1), code
 
 
+@pytest.mark.parametrize("fmt", BDR)
+def test_bdr_decoder_every_code_and_microexponent(fmt):
+    """BDR: magnitude m x 2^(1 - tau) in units of 2^-p, sign from the top bit (SPEC.md 11)."""
+    f = get_format(fmt)
+    p = f.man_bits
+    dut = ElementDecoder(fmt)
+    got = {}
+
+    async def bench(ctx):
+        for tau in (0, 1):
+            for code in range(f.n_codes):
+                ctx.set(dut.code, code)
+                ctx.set(dut.micro, tau)
+                await ctx.delay(1e-9)
+                o = ctx.get(dut.o)
+                got[code, tau] = (o["sign"], o["sig"] << o["shift"], o["zero"], o["inf"], o["nan"])
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(got) == 2 * f.n_codes
+    for (code, tau), (sign, mag, zero, inf, nan) in got.items():
+        m = code & ((1 << p) - 1)
+        assert (sign, mag, zero, inf, nan) == (code >> p, m << (1 - tau), int(m == 0), 0, 0), (code, tau)
+
+
 # ------------------------------------------------------------------------------------
 # Parameters
 
@@ -68,6 +96,21 @@ def test_pe_parameter_errors():
         MXProcessingElement("mxsf", block_size=32, lanes=64)
     with pytest.raises(TypeError, match=r"^block_size must be an integer, not '32'$"):
         MXProcessingElement("mxsf", block_size="32")
+
+
+@pytest.mark.parametrize("fmt", BDR)
+def test_bdr_pe_parameter_errors(fmt):
+    with pytest.raises(ValueError, match=rf"^block_size must be 16 for {fmt} \(SPEC\.md 11.*not 32$"):
+        MXProcessingElement(fmt, block_size=32, lanes=32)
+    for bad in (1, 3, 6, 12, 24, 40):
+        with pytest.raises(ValueError, match=rf"^lanes must be one of \[2, 4, 8, 16\] or a multiple of 16 "
+                                             rf"up to 1024 for {fmt} .*, not {bad}$"):
+            MXProcessingElement(fmt, block_size=16, lanes=bad)
+    with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 1024\], not 1040$"):
+        MXProcessingElement(fmt, block_size=16, lanes=1040)
+    pe = MXProcessingElement(fmt, block_size=16, lanes=48)
+    assert (pe.blocks_per_beat, pe.beats_per_block) == (3, 1)
+    assert MXProcessingElement(fmt, block_size=16, lanes=4).beats_per_block == 4
 
 
 def test_pe_aliases_and_properties():
@@ -97,8 +140,11 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
                 ctx.set(dut.i.valid, 0)
             else:
                 ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, {"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
-                                        "first": int(b.first), "last": int(b.last)})
+                v = {"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
+                     "first": int(b.first), "last": int(b.last)}
+                if b.micro_a is not None:
+                    v.update(micro_a=b.micro_a, micro_b=b.micro_b)
+                ctx.set(dut.i.payload, v)
             await ctx.tick()
         ctx.set(dut.i.valid, 0)
 
@@ -115,13 +161,14 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
     return expected, got
 
 
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
-def test_pe_amaranth_random(fmt):
+@pytest.mark.parametrize("fmt,block_size,lanes", [(f, 8, 4) for f in SINGLE_SCALE]
+                         + [(f, 16, lanes) for f in BDR for lanes in (4, 32)])
+def test_pe_amaranth_random(fmt, block_size, lanes):
     rng = np.random.default_rng(7)
-    dut = MXProcessingElement(fmt, block_size=8, lanes=4)
-    beats = (stim.random_mx_dots(rng, fmt, block_size=8, lanes=4, count=12)
-             + stim.framing_mx_beats(rng, fmt, block_size=8, lanes=4)
-             + stim.cancelling_mx_dots(rng, fmt, block_size=8, lanes=4, count=3))
+    dut = MXProcessingElement(fmt, block_size=block_size, lanes=lanes)
+    beats = (stim.random_mx_dots(rng, fmt, block_size=block_size, lanes=lanes, count=12)
+             + stim.framing_mx_beats(rng, fmt, block_size=block_size, lanes=lanes)
+             + stim.cancelling_mx_dots(rng, fmt, block_size=block_size, lanes=lanes, count=4))
     expected, got = _amaranth_run(dut, beats, rng)
     assert sum(e is not None for e in expected) > 10
     bad = [(c, e, g) for c, (e, g) in enumerate(zip(expected, got)) if e != g]
