@@ -97,6 +97,9 @@ class MXGemm(wiring.Component):
 
     def __init__(self, fmt, rows: int, cols: int, block_size: int = 32, lanes=None, dim=None):
         f = get_format(fmt, element_only=True, param="fmt")
+        if not f.allows_tiles:
+            raise ValueError(f"fmt must be a format with 2D tiles for the GEMM (its operands are stored as "
+                             f"tiles); not {f.name!r}, whose blocks are 1D (SPEC.md 11)")
         check_power_of_two(block_size, "block_size", 1, 1024)
         f, lanes = check_array_params(f, rows, cols, block_size, lanes)
         check_power_of_two(lanes, "lanes", 1, block_size)

@@ -97,8 +97,9 @@ class MXProcessingElement(wiring.Component):
     ----------
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
-    block_size : int
-        Elements per block sharing one pair of scales, in [1, 1024]; 16 for BDR formats.
+    block_size : int or None
+        Elements per block sharing one pair of scales, in [1, 1024]; 16 for BDR formats
+        (default: the format's, 32 or 16).
     lanes : int
         Element pairs per beat, dividing ``block_size`` (default ``block_size``):
         a block takes ``block_size // lanes`` beats. BDR formats: an even divisor of 16,
@@ -136,8 +137,10 @@ class MXProcessingElement(wiring.Component):
 
     LATENCY = 3
 
-    def __init__(self, fmt, block_size: int = 32, lanes=None):
+    def __init__(self, fmt, block_size: int | None = None, lanes=None):
         self._fmt = get_format(fmt, element_only=True, param="fmt")
+        if block_size is None:
+            block_size = self._fmt.default_block_size
         self._block_size = check_int(block_size, "block_size", 1, 1024)
         if lanes is None:
             lanes = block_size

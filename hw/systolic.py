@@ -8,7 +8,7 @@ from mxsf.golden.formats import ElementFormat, get_format
 
 from .bf16_pe import BF16ProcessingElement, BFloat16
 from .formats import check_int
-from .pe import MXProcessingElement
+from .pe import MXProcessingElement, _check_bdr_shape
 
 __all__ = ["SystolicArray", "array_beat_layout", "array_row_layout", "check_array_params"]
 
@@ -25,8 +25,9 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
 
     ``a[i][l]`` is element ``l`` of row ``i`` of A, ``b[j][l]`` element ``l`` of column
     ``j`` of B; ``scale_a[i]``/``scale_b[j]`` their E8M0 block scales (MX formats only,
-    taken on a block's first beat); ``first``/``last`` frame the tile's dot products
-    exactly as for one PE.
+    taken on a block's first beat); ``micro_a[i]``/``micro_b[j]`` (BDR formats only, SPEC.md
+    11) one microexponent bit per pair of lanes; ``first``/``last`` frame the tile's dot
+    products exactly as for one PE.
     """
     f = get_format(fmt)
     e = _elem_shape(f)
@@ -35,6 +36,10 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     if f.is_element:
         fields["scale_a"] = data.ArrayLayout(8, rows)
         fields["scale_b"] = data.ArrayLayout(8, cols)
+    if f.microexp_group:
+        micro = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
+        fields["micro_a"] = data.ArrayLayout(micro, rows)
+        fields["micro_b"] = data.ArrayLayout(micro, cols)
     fields["first"] = 1
     fields["last"] = 1
     return data.StructLayout(fields)
@@ -55,11 +60,18 @@ def check_array_params(fmt, rows, cols, block_size, lanes):
     f = get_format(fmt, param="fmt")
     check_int(rows, "rows", 1, MAX_DIM)
     check_int(cols, "cols", 1, MAX_DIM)
+    if block_size is None:
+        block_size = f.default_block_size if f.is_element else 32
     check_int(block_size, "block_size", 1, 1024)
     if lanes is None:
         lanes = block_size
     if not f.is_element:
         check_int(lanes, "lanes", 1, 64)
+    elif f.microexp_group:
+        _check_bdr_shape(f, block_size, lanes)
+        if lanes > block_size:
+            raise ValueError(f"lanes must be one of {[d for d in (2, 4, 8, 16) if d <= block_size]} for a "
+                             f"{f.name} array (a PE of the array reads a block in whole beats), not {lanes!r}")
     else:
         check_int(lanes, "lanes", 1, block_size)
         if block_size % lanes:
@@ -111,11 +123,13 @@ class SystolicArray(wiring.Component):
         MX element format (or OCP alias), or ``"bf16"``.
     rows, cols : int
         Array size, each in [1, 64].
-    block_size : int
-        Elements per K-block sharing one scale, in [1, 1024] (MX formats).
+    block_size : int or None
+        Elements per K-block sharing one scale, in [1, 1024] (MX formats; default the
+        format's: 32, or 16 for ``mx9``/``mx6``/``mx4``, which accept only 16).
     lanes : int
         K-elements per beat per row/column (default ``block_size``); a divisor of
-        ``block_size`` for MX formats, in [1, 64] for bf16.
+        ``block_size`` for MX formats (BDR: 2, 4, 8 or 16, whole microexponent pairs),
+        in [1, 64] for bf16. A BDR beat also carries ``micro_a``/``micro_b``.
 
     Members
     -------
@@ -148,8 +162,9 @@ class SystolicArray(wiring.Component):
     as long as a tile has at least ``rows`` beats (K >= ``rows * lanes``).
     """
 
-    def __init__(self, fmt, rows: int, cols: int, block_size: int = 32, lanes=None):
+    def __init__(self, fmt, rows: int, cols: int, block_size: int | None = None, lanes=None):
         f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
+        block_size = block_size or (f.default_block_size if f.is_element else 32)
         self._fmt, self._rows, self._cols = f, rows, cols
         self._block_size, self._lanes = block_size, lanes
         self._bf16 = not f.is_element
@@ -216,6 +231,11 @@ class SystolicArray(wiring.Component):
         if mx:
             a_fields["scale_a"] = 8
             b_fields["scale_b"] = 8
+        bdr = bool(mx and self._fmt.microexp_group)
+        if bdr:                             # the pair microexponents travel with the codes
+            micro = data.ArrayLayout(self._fmt.microexp_bits, lanes // self._fmt.microexp_group)
+            a_fields["micro_a"] = micro
+            b_fields["micro_b"] = micro
         a_side = data.StructLayout(a_fields)
         b_side = data.StructLayout(b_fields)
 
@@ -240,6 +260,8 @@ class SystolicArray(wiring.Component):
                          stage.a.eq(beat.a[i])]
             if mx:
                 m.d.comb += stage.scale_a.eq(beat.scale_a[i])
+            if bdr:
+                m.d.comb += stage.micro_a.eq(beat.micro_a[i])
             a_edge.append(_delay(m, stage, a_side, i + 1, f"a_skew{i}"))
         b_edge = []
         for j in range(cols):
@@ -247,6 +269,8 @@ class SystolicArray(wiring.Component):
             m.d.comb += stage.b.eq(beat.b[j])
             if mx:
                 m.d.comb += stage.scale_b.eq(beat.scale_b[j])
+            if bdr:
+                m.d.comb += stage.micro_b.eq(beat.micro_b[j])
             b_edge.append(_delay(m, stage, b_side, j + 1, f"b_skew{j}"))
 
         # ---- the grid ---------------------------------------------------------------------
@@ -278,6 +302,8 @@ class SystolicArray(wiring.Component):
                 ]
                 if mx:
                     m.d.comb += [pe.i.payload.scale_a.eq(av.scale_a), pe.i.payload.scale_b.eq(bv.scale_b)]
+                if bdr:
+                    m.d.comb += [pe.i.payload.micro_a.eq(av.micro_a), pe.i.payload.micro_b.eq(bv.micro_b)]
 
         # ---- drain: merge each column's results, deskew columns into rows ------------------
         out_c = []

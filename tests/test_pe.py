@@ -180,14 +180,18 @@ def test_pe_amaranth_random(fmt, block_size, lanes):
 
 
 def _design(build_root, fmt, block_size=32, lanes=32, cls=MXProcessingElement):
+    block_size = get_format(fmt).fixed_block_size or block_size      # mx9/mx6/mx4: 16
     return build_verilog(cls, {"fmt": fmt, "block_size": block_size, "lanes": lanes},
                          name=f"mx_pe_{get_format(fmt).name}", root=build_root)
 
 
 @pytest.mark.sim
 @pytest.mark.parametrize("fmt,lanes", [(f, 32) for f in ELEMENT_FORMATS]
-                         + [("mxsf", 8), ("fp8_e5m2", 8), ("fp4_e2m1", 4), ("int8", 16)])
+                         + [("mxsf", 8), ("fp8_e5m2", 8), ("fp4_e2m1", 4), ("int8", 16),
+                            ("mx9", 16), ("mx6", 4)])
 def test_pe_verilator(build_root, fmt, lanes):
+    """Random multi-block dot products, back to back, cancellation, framing, sampled code pairs
+    (BDR formats at 32 lanes: two 16-element blocks a beat)."""
     require_simulator("verilator")
     design = _design(build_root, fmt, 32, lanes)
     run_checked(design, PE_TESTS, sim="verilator", seed=11,
@@ -205,11 +209,43 @@ def test_pe_all_code_pairs_verilator(build_root, fmt):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,lanes", [("mxsf", 8), ("fp8_e5m2", 8), ("fp6_e2m3", 32)])
+@pytest.mark.parametrize("fmt,lanes", [("mx6", 16), ("mx4", 32)])
+def test_bdr_pe_all_code_pairs_verilator(build_root, fmt, lanes):
+    """MX6 and MX4: every code pair x every microexponent pair (tau_a, tau_b) x {neutral,
+    subnormal, overflow} exponents, bit for bit (MX4 at 32 lanes: the pair in either block)."""
+    require_simulator("verilator")
+    design = _design(build_root, fmt, 16, lanes)
+    run_checked(design, PE_TESTS, sim="verilator", testcase="code_pairs", seed=3,
+                config={"exhaustive": True}, timeout_s=1200)
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_mx9_pe_all_code_pairs(build_root, sim):
+    """MX9: all 65,536 code pairs x 4 microexponent pairs x 3 exponent sets (786,432 dot products)."""
+    require_simulator(sim)
+    design = _design(build_root, "mx9", 16, 16)
+    run_checked(design, PE_TESTS, sim=sim, testcase="code_pairs", seed=3,
+                config={"exhaustive": True}, timeout_s=6 * 3600)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [("mxsf", 8), ("fp8_e5m2", 8), ("fp6_e2m3", 32), ("mx9", 32)])
 def test_pe_icarus_subset(build_root, fmt, lanes):
     require_simulator("icarus")
     design = _design(build_root, fmt, 32, lanes)
     run_checked(design, PE_TESTS, sim="icarus", seed=5, config={"count": 12, "pair_sample": 60})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [("mx6", 16), ("mx4", 32)])
+def test_bdr_pe_all_code_pairs_icarus(build_root, fmt, lanes):
+    """MX6 and MX4 exhaustive pairs on Icarus too (12,288 and 768 dot products)."""
+    require_simulator("icarus")
+    design = _design(build_root, fmt, 16, lanes)
+    run_checked(design, PE_TESTS, sim="icarus", testcase="code_pairs", seed=3,
+                config={"exhaustive": True}, timeout_s=3600)
 
 
 @pytest.mark.slow

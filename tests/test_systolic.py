@@ -57,6 +57,21 @@ def test_parameter_errors():
         SystolicArray("bf16", 2, 2, lanes=65)
 
 
+def test_bdr_parameter_errors():
+    with pytest.raises(ValueError, match=r"^block_size must be 16 for mx9 \(SPEC\.md 11.*not 32$"):
+        SystolicArray("mx9", 2, 2, block_size=32)
+    with pytest.raises(ValueError, match=r"^lanes must be one of \[2, 4, 8, 16\] or a multiple of 16 .*not 3$"):
+        SystolicArray("mx6", 2, 2, lanes=3)
+    with pytest.raises(ValueError, match=r"^lanes must be one of \[2, 4, 8, 16\] for a mx4 array .*not 32$"):
+        SystolicArray("mx4", 2, 2, lanes=32)
+    a = SystolicArray("mx9", 2, 2, lanes=4)
+    assert (a.block_size, a.lanes) == (16, 4)
+    assert array_beat_layout("mx9", 2, 3, 4).size == 2 * 4 * 8 + 3 * 4 * 8 + 5 * 8 + 5 * 2 + 2
+    from mxsf.hw.gemm import MXGemm
+    with pytest.raises(ValueError, match=r"^fmt must be a format with 2D tiles for the GEMM .*not 'mx9'"):
+        MXGemm("mx9", 2, 2, block_size=16)
+
+
 def test_properties():
     a = SystolicArray("mxfp8_e4m3", 3, 5, block_size=16, lanes=4)
     assert (a.rows, a.cols, a.lanes, a.fmt.name) == (3, 5, 4, "fp8_e4m3")
@@ -132,7 +147,8 @@ def amaranth_run(dut, beats, rng, idle_prob=0.25):
         if acc:
             b = codec.unpack(p, depth=3)
             trace.append(ArrayBeat(a=b["a"], b=b["b"], scale_a=b.get("scale_a"), scale_b=b.get("scale_b"),
-                                   first=bool(b["first"]), last=bool(b["last"])))
+                                   first=bool(b["first"]), last=bool(b["last"]),
+                                   micro_a=b.get("micro_a"), micro_b=b.get("micro_b")))
         else:
             trace.append(None)
     model = systolic_cycle_model(trace, fmt=fmt, rows=dut.rows, cols=dut.cols, block_size=dut.block_size,
@@ -147,16 +163,23 @@ def check_cycles(expected, got):
     assert not bad, f"{len(bad)} mismatching cycles, first (cycle, expected, got): {bad[:2]}"
 
 
-@pytest.mark.parametrize("fmt", [f if f in ("mxsf", "bf16") else pytest.param(f, marks=pytest.mark.slow)
+@pytest.mark.parametrize("fmt", [f if f in ("mxsf", "bf16", "mx6") else pytest.param(f, marks=pytest.mark.slow)
                                  for f in ALL_FORMATS])
 def test_array_amaranth(fmt):
-    """2x3 array, blocks of 4 in 2 beats: random tiles (K = 1, 2, 5 blocks), framing corners,
-    random idle cycles and last-beat spacing stalls, every cycle."""
+    """2x3 array, blocks of 4 in 2 beats (mx9/mx6/mx4: 16 in 2 beats, with the microexponents):
+    random tiles (K = 1, 2, 5 blocks), framing corners, random idle cycles and last-beat
+    spacing stalls, every cycle."""
     rng = np.random.default_rng(3)
-    dut = SystolicArray(fmt, 2, 3, block_size=4, lanes=2)
-    beats = (stim.random_tile_beats(rng, fmt, 2, 3, block_size=4, lanes=2, count=6)
-             + stim.framing_beats(rng, fmt, 2, 3, block_size=4, lanes=2))
+    bs = _block(fmt, 4)
+    dut = SystolicArray(fmt, 2, 3, block_size=bs, lanes=bs // 2)
+    beats = (stim.random_tile_beats(rng, fmt, 2, 3, block_size=bs, lanes=bs // 2, count=6)
+             + stim.framing_beats(rng, fmt, 2, 3, block_size=bs, lanes=bs // 2))
     check_cycles(*amaranth_run(dut, beats, rng))
+
+
+def _block(fmt, default):
+    """The test's block size, or the format's fixed one (16 for mx9/mx6/mx4)."""
+    return get_format(fmt).fixed_block_size or default if fmt != "bf16" else default
 
 
 def test_array_amaranth_matrices_back_to_back():
@@ -195,6 +218,7 @@ SMALL = dict(block_size=4, lanes=4)
 
 
 def _design(build_root, fmt, n, block_size=4, lanes=4, cls=SystolicArray, name=None):
+    block_size = _block(fmt, block_size)                  # mx9/mx6/mx4: 16 (in 4 or 8 beats)
     return build_verilog(cls, {"fmt": fmt, "rows": n, "cols": n, "block_size": block_size, "lanes": lanes},
                          name=name or f"systolic_{get_format(fmt).name}_{n}x{n}", root=build_root)
 
