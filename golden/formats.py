@@ -250,8 +250,12 @@ class ElementFormat:
                 # E2M5 mode: 2^(e-1) (1 + m/32) for e = 1..3; ky = 0 with n = 32 is code 32 (= 1.0).
                 Segment(ky_lo=0, emin=0, man_bits=5),
             )
-        raise ValueError(f"format {self.name!r} ({self.kind.value}) has no single-scale element encoder: "
-                         "its codec is mxsf.golden.bdr (quantize/dequantize/matmul dispatch to it)")
+        if self.kind is FormatKind.BDR:
+            # At a given microexponent the magnitudes are a fixed-point grid: m x 2^(1-p) below 2
+            # for the exponent E - tau (an all-subnormal segment, like INT). Element encoding at
+            # ``E - tau`` is SPEC.md 11 step 3; E and tau themselves come from mxsf.golden.bdr.
+            return (Segment(ky_lo=-(1 << 30), emin=1, man_bits=self.man_bits),)
+        raise ValueError(f"format {self.name!r} has no element encoder")
 
     def describe(self) -> dict:
         """Plain-dict summary (for the CLI table and JSON sidecars)."""

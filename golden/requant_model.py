@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .formats import get_format
-from .quantize import block_max_exponent, requantize_tile
+from .quantize import block_max_exponent, quantize, requantize_tile
 
 __all__ = [
     "StreamCycle",
@@ -83,6 +83,7 @@ class RequantBeat:
     scale: int
     first: bool
     last: bool
+    micro: Optional[tuple] = None     #: BDR formats: the beat's pair microexponents
 
 
 def _check_latency(latency, lo: int, what: str) -> int:
@@ -135,10 +136,17 @@ def maxexp_cycle_model(trace: Sequence[StreamCycle], *, n: int, lanes: int, late
 def requant_tile_beats(values_bits, *, fmt, rows: int, cols: int, lanes: int) -> list:
     """Golden output beats of one tile (row-major float32 bit patterns)."""
     x = _as_f32(values_bits).reshape(rows, cols)
-    q = requantize_tile(x, fmt)
+    f = get_format(fmt, element_only=True)
+    # a BDR tile is its 1 x 16 block (SPEC.md 11): quantize gives E, microexponents and codes
+    q = quantize(x, f) if f.microexp_group else requantize_tile(x, f)
     codes = q.codes.reshape(-1).astype(np.int64)
     scale = int(q.scale_e8m0.reshape(-1)[0])
     beats = rows * cols // lanes
+    if f.microexp_group:
+        mu = q.microexp.reshape(-1).astype(np.int64)
+        h = lanes // f.microexp_group
+        return [RequantBeat(tuple(codes[k * lanes:(k + 1) * lanes].tolist()), scale, k == 0, k == beats - 1,
+                            tuple(mu[k * h:(k + 1) * h].tolist())) for k in range(beats)]
     return [RequantBeat(tuple(codes[k * lanes:(k + 1) * lanes].tolist()), scale, k == 0, k == beats - 1)
             for k in range(beats)]
 

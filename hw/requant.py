@@ -6,6 +6,13 @@ range, the smallest normal exponent ``emin`` and the mantissa bits ``man_bits``)
 RNE step on the float32 bits. :class:`TileRequantizer` buffers a tile in a double-buffered
 memory while the :class:`~mxsf.hw.maxexp.BlockMaxExponent` finds its scale, then streams
 the codes out.
+
+Shared-microexponent formats (``mx9``/``mx6``/``mx4``, SPEC.md 11) use the same machinery
+with a ``1 x 16`` tile, which is their block: the max-exponent finder gives ``E`` (their
+``emax_elem`` is 0), each pair's microexponent is ``tau = 1`` when both magnitudes are below
+``2^E`` (a comparison of float32 bit patterns), and the element encoder runs at exponent
+``E - tau`` (the format's encoder segment is the grid ``m x 2^(1-p)``, so this is SPEC.md 11
+step 3). The output beat carries the pair bits beside the codes.
 """
 
 
@@ -181,14 +188,18 @@ class ElementEncoder(wiring.Component):
 
 
 def requant_out_layout(fmt, lanes: int) -> data.StructLayout:
-    """One output beat: ``lanes`` element codes, the tile's E8M0 scale, tile marks."""
+    """One output beat: ``lanes`` element codes, the tile's E8M0 scale, tile marks (BDR
+    formats: also ``micro``, the microexponents of the beat's ``lanes // 2`` pairs)."""
     f = get_format(fmt, element_only=True)
-    return data.StructLayout({
+    fields = {
         "codes": data.ArrayLayout(element_layout(f), lanes),
         "scale": 8,
         "first": 1,
         "last": 1,
-    })
+    }
+    if f.microexp_group:
+        fields["micro"] = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
+    return data.StructLayout(fields)
 
 
 class TileRequantizer(wiring.Component):
@@ -204,15 +215,19 @@ class TileRequantizer(wiring.Component):
     :class:`ElementEncoder` per lane (SPEC.md 3: one RNE, saturating, -0 kept where the
     format has it; all codes 0 when the scale is NaN). A 1D block of n is the tile (1, n).
 
+    BDR formats (``mx9``/``mx6``/``mx4``): the tile is one block, ``1 x 16``; every pair's
+    microexponent is found beside the encoders and leaves in ``micro`` (module docstring).
+
     Parameters
     ----------
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
-    rows, cols : int
-        Tile shape, each in [1, 1024], with ``rows * cols <= 65536``.
+    rows, cols : int or None
+        Tile shape, each in [1, 1024], with ``rows * cols <= 65536`` (default 32 x 32; BDR
+        formats: 1 x 16, the only shape).
     lanes : int
         Values per beat, in both directions, in [1, min(rows * cols, 1024)], dividing
-        ``rows * cols`` (default ``cols``; a beat may span rows).
+        ``rows * cols`` (default ``cols``; a beat may span rows). BDR: 2, 4, 8 or 16.
     stages : int, optional
         Pipeline registers of the max-exponent comparator tree, in
         [0, min(ceil(log2(lanes)), beats - 1)]; default
@@ -226,7 +241,7 @@ class TileRequantizer(wiring.Component):
     o : Out(stream.Signature(requant_out_layout(fmt, lanes)))
         ``codes`` (``lanes`` element codes, in input order), ``scale`` (the tile's E8M0
         byte, on every beat of the tile), ``first`` (first beat of a tile), ``last``
-        (last beat of a tile).
+        (last beat of a tile); BDR: ``micro`` (the pairs' microexponents, 0 in a NaN block).
 
     Raises
     ------
@@ -253,10 +268,19 @@ class TileRequantizer(wiring.Component):
     a tile starts when its scale is known, in order, at most one beat a cycle.
     """
 
-    def __init__(self, fmt, rows=32, cols=32, lanes=None, stages=None):
+    def __init__(self, fmt, rows=None, cols=None, lanes=None, stages=None):
         self._fmt = get_format(fmt, element_only=True, param="fmt")
+        bdr_block = self._fmt.fixed_block_size
+        rows = (1 if bdr_block else 32) if rows is None else rows
+        cols = (bdr_block or 32) if cols is None else cols
         check_int(rows, "rows", 1, _DIM_MAX)
         check_int(cols, "cols", 1, _DIM_MAX)
+        if bdr_block and (rows, cols) != (1, bdr_block):
+            raise ValueError(f"rows, cols must be 1, {bdr_block} for {self._fmt.name} (a tile is one block of "
+                             f"{bdr_block} along a row, SPEC.md 11), not {rows}, {cols}")
+        if bdr_block and lanes is not None and (isinstance(lanes, int) and lanes % self._fmt.microexp_group):
+            raise ValueError(f"lanes must be one of [2, 4, 8, 16] for {self._fmt.name} (whole microexponent "
+                             f"pairs a beat), not {lanes!r}")
         if rows * cols > _TILE_MAX:
             raise ValueError(f"rows * cols must be at most {_TILE_MAX}, not {rows} * {cols} = {rows * cols}")
         n = rows * cols
@@ -384,11 +408,25 @@ class TileRequantizer(wiring.Component):
                 m.d.sync += r_idx.eq(r_idx + 1)
 
         s1_nan = s1_scale == _NAN_SCALE
+        # BDR: a pair's microexponent is 1 when both |v| < 2^E, compared as float32 bit
+        # patterns (2^E has exponent field E + 127 = the scale byte; 2^-127 is 0x00400000)
+        micro = []
+        if f.microexp_group:
+            pow_e = Signal(31)
+            m.d.comb += pow_e.eq(Mux(s1_scale == 0, 1 << (_F32_MANT - 1), s1_scale << _F32_MANT))
+            for k in range(0, lanes, f.microexp_group):
+                tau = Signal(name=f"tau{k // f.microexp_group}")
+                below = [rp.data[k + j].as_value()[:31] < pow_e for j in range(f.microexp_group)]
+                m.d.comb += tau.eq(_all(below) & ~s1_nan)
+                micro.append(tau)
         codes = []
         for k in range(lanes):
             enc = ElementEncoder(f)
             m.submodules[f"enc{k}"] = enc
-            m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(s1_scale - _SCALE_BIAS)]
+            exp = s1_scale - _SCALE_BIAS
+            if micro:
+                exp = exp - micro[k // f.microexp_group]
+            m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(exp)]
             codes.append(Mux(s1_nan, 0, enc.code.as_value()))
 
         out = self.o.payload
@@ -400,4 +438,13 @@ class TileRequantizer(wiring.Component):
                 out.first.eq(s1_first),
                 out.last.eq(s1_last),
             ]
+            if micro:
+                m.d.sync += out.micro.as_value().eq(Cat(*micro))
         return m
+
+
+def _all(bits):
+    out = 1
+    for b in bits:
+        out = out & b
+    return out

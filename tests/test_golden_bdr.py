@@ -369,3 +369,19 @@ def test_matmul_quantized(fmt):
                 xb, cb, tb = ref_quantize_block(Bp[16 * k:16 * k + 16, j], p)
                 blocks.append((ca, cb, ta, tb, xa, xb))
             assert f32_bits(C[i, j]) == ref_dot(blocks, p, p), (i, j)
+
+
+@pytest.mark.parametrize("fmt", BDR)
+def test_element_encoder_at_e_minus_tau(fmt):
+    """The format's encoder segment (what the hardware ElementEncoder runs) at exponent
+    E - tau gives the quantizer's codes: SPEC.md 11 step 3 is an INT-like grid of 2^(1-p)."""
+    from mxsf.golden import encode_exact
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((200, 16)) * 2.0 ** rng.integers(-12, 3, (200, 16))
+         * 2.0 ** rng.integers(-140, 120, (200, 1))).astype(np.float32)
+    x[:3] = 0.0
+    x[3, :5] = -0.0
+    q = quantize(x, fmt)
+    E = q.scale_e8m0.astype(np.int64) - 127
+    tau = np.repeat(q.microexp, 2, axis=1).astype(np.int64)
+    assert np.array_equal(encode_exact(x, np.repeat(E, 16, axis=1) - tau, fmt), q.codes)
