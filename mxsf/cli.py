@@ -82,11 +82,12 @@ def _cmd_quantize(args) -> int:
         geometry = f"tiles {args.tile[0]}x{args.tile[1]}"
     else:
         q = quantize(x, args.fmt, block_size=args.block_size, axis=args.axis)
-        geometry = f"1D blocks of {args.block_size} along axis {args.axis}"
+        geometry = f"1D blocks of {max(q.block_shape)} along axis {args.axis}"
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    extra = {} if q.microexp is None else {"microexp": q.microexp}    # mx9/mx6/mx4: pair bits
     np.savez(out, codes=q.codes, scale_e8m0=q.scale_e8m0, block_shape=np.array(q.block_shape),
-             fmt=np.array(q.fmt.name))
+             fmt=np.array(q.fmt.name), **extra)
     st = error_stats(x, dequantize(q))
     print(f"{q.fmt.name}, {geometry}: {q.codes.size} codes, {q.scale_e8m0.size} scales -> {out}")
     print(f"max abs error {st['max_abs']:.6g}  RMSE {st['rmse']:.6g}  SQNR {st['sqnr_db']:.2f} dB")
@@ -119,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", help="input .npy file (floating point)")
     s.add_argument("--fmt", required=True, help="element format (e.g. mxsf, fp8_e4m3, mxfp8_e4m3)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--block-size", type=positive_int, default=32, help="1D block size (default 32)")
+    g.add_argument("--block-size", type=positive_int, default=None,
+                   help="1D block size (default 32; mx9/mx6/mx4: 16, their only size)")
     g.add_argument("--tile", type=positive_int, nargs=2, metavar=("R", "C"), help="2D tiles of R x C")
     s.add_argument("--axis", type=int, default=-1, help="axis of the 1D blocks (default -1)")
     s.add_argument("-o", "--output", required=True, help="output .npz (codes, scale_e8m0, block_shape, fmt)")
