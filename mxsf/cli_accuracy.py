@@ -192,6 +192,7 @@ def cmd_accuracy(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     head = (f"Quantization SQNR (dB), cells '1D / tile': 1D blocks of {args.block_size} along the rows, "
             f"{tile[0]}x{tile[1]} tiles; generated tensors {size[0]}x{size[1]}, seed {args.seed}; "
+            "mx9/mx6/mx4 in their own 1D blocks of 16 (no tiles: '-'); "
             "bf16 = element-wise bfloat16 rounding (no blocks).")
     main_table = sqnr_table(rows)
     print(head + "\n")
