@@ -408,15 +408,20 @@ def parse_array_sizes(text: str) -> list[tuple[int, int]]:
     return list(dict.fromkeys(sizes))
 
 
-def _fixed_block(params: dict) -> dict:
+def _fixed_block(params: dict, lanes_param: bool) -> dict:
     """A format with a fixed block (mx9/mx6/mx4: 16, SPEC.md 11) takes it instead of the
-    sweep's ``block_size``; ``lanes`` stays, so a 32-lane PE carries two blocks a beat."""
+    sweep's ``block_size``; its ``lanes`` stay those of the other formats (given, or the
+    sweep's block size: the same MACs a cycle), so a 32-lane PE carries two blocks a beat."""
     from mxsf.golden import get_format
 
     if "block_size" in params and params.get("fmt") not in (None, "bf16"):
         fixed = get_format(params["fmt"]).fixed_block_size
         if fixed is not None:
-            return {**params, "block_size": fixed}
+            out = {**params, "block_size": fixed}
+            sweep = params["block_size"]
+            if lanes_param and "lanes" not in out and (sweep % fixed == 0 or sweep in (2, 4, 8)):
+                out["lanes"] = sweep
+            return out
     return params
 
 
@@ -471,7 +476,7 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
         combos: list[dict[str, Any]] = [{}]
         for axis in axes:
             combos = [{**combo, **choice} for combo in combos for choice in axis]
-        choices += [(spec.name, _fixed_block(combo)) for combo in combos]
+        choices += [(spec.name, _fixed_block(combo, "lanes" in spec.params)) for combo in combos]
 
     jobs: dict[tuple[str, str], SynthJob] = {}
     for name, params in choices:

@@ -187,8 +187,8 @@ def _design(build_root, fmt, block_size=32, lanes=32, cls=MXProcessingElement):
 
 @pytest.mark.sim
 @pytest.mark.parametrize("fmt,lanes", [(f, 32) for f in ELEMENT_FORMATS]
-                         + [("mxsf", 8), ("fp8_e5m2", 8), ("fp4_e2m1", 4), ("int8", 16),
-                            ("mx9", 16), ("mx6", 4)])
+                         + [("mxsf", 8), ("fp8_e5m2", 8), ("fp4_e2m1", 4), ("int8", 16), ("mx6", 4),
+                            pytest.param("mx9", 16, marks=pytest.mark.slow)])
 def test_pe_verilator(build_root, fmt, lanes):
     """Random multi-block dot products, back to back, cancellation, framing, sampled code pairs
     (BDR formats at 32 lanes: two 16-element blocks a beat)."""
@@ -209,10 +209,11 @@ def test_pe_all_code_pairs_verilator(build_root, fmt):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,lanes", [("mx6", 16), ("mx4", 32)])
+@pytest.mark.parametrize("fmt,lanes", [("mx6", 32), ("mx4", 32)])
 def test_bdr_pe_all_code_pairs_verilator(build_root, fmt, lanes):
     """MX6 and MX4: every code pair x every microexponent pair (tau_a, tau_b) x {neutral,
-    subnormal, overflow} exponents, bit for bit (MX4 at 32 lanes: the pair in either block)."""
+    subnormal, overflow} exponents, bit for bit (32 lanes, the pair in either block; the
+    same builds as ``test_pe_verilator``)."""
     require_simulator("verilator")
     design = _design(build_root, fmt, 16, lanes)
     run_checked(design, PE_TESTS, sim="verilator", testcase="code_pairs", seed=3,
@@ -239,9 +240,9 @@ def test_pe_icarus_subset(build_root, fmt, lanes):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,lanes", [("mx6", 16), ("mx4", 32)])
+@pytest.mark.parametrize("fmt,lanes", [pytest.param("mx6", 16, marks=pytest.mark.slow), ("mx4", 32)])
 def test_bdr_pe_all_code_pairs_icarus(build_root, fmt, lanes):
-    """MX6 and MX4 exhaustive pairs on Icarus too (12,288 and 768 dot products)."""
+    """MX6 and MX4 exhaustive pairs on Icarus too (12,288 and 768 dot products; MX6 slow)."""
     require_simulator("icarus")
     design = _design(build_root, fmt, 16, lanes)
     run_checked(design, PE_TESTS, sim="icarus", testcase="code_pairs", seed=3,

@@ -238,7 +238,8 @@ def test_requant_icarus(build_root):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,lanes", [("mx9", 8), ("mx6", 4), ("mx4", 16)])
+@pytest.mark.parametrize("fmt,lanes", [pytest.param("mx9", 8, marks=pytest.mark.slow), ("mx6", 4),
+                                       pytest.param("mx4", 16, marks=pytest.mark.slow)])
 def test_bdr_requant_icarus(build_root, fmt, lanes):
     """MX9/MX6/MX4 re-quantizer on Icarus: every midpoint of both pair grids, specials, random."""
     require_simulator("icarus")

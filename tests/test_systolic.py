@@ -232,15 +232,21 @@ def _run(build_root, sim, fmt, n, count=24, lanes=None, **kw):
     run_checked(design, SYSTOLIC_TESTS, sim=sim, seed=13 + n, config={"count": count, **kw})
 
 
+def _bdr_slow(formats, keep=()):
+    """The BDR formats other than ``keep`` go to the slow suite (each is one more Verilator build)."""
+    return [pytest.param(f, marks=pytest.mark.slow)
+            if f != "bf16" and get_format(f).microexp_group and f not in keep else f for f in formats]
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ALL_FORMATS)
+@pytest.mark.parametrize("fmt", _bdr_slow(ALL_FORMATS, keep=("mx9",)))
 def test_array_2x2_verilator(build_root, fmt):
     """2x2, blocks of 4 in one beat (bf16: 2 beats)."""
     _run(build_root, "verilator", fmt, 2)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ALL_FORMATS)
+@pytest.mark.parametrize("fmt", _bdr_slow(ALL_FORMATS, keep=("mx6",)))
 def test_array_4x4_verilator(build_root, fmt):
     """4x4, blocks of 4 in 2 beats of 2 lanes."""
     _run(build_root, "verilator", fmt, 4, count=12, lanes=2)

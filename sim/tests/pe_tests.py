@@ -24,7 +24,7 @@ __all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs
 
 def _params():
     p = dict(get_design().params)
-    p.setdefault("block_size", 32)
+    p.setdefault("block_size", get_format(p["fmt"]).default_block_size)     # mx9/mx6/mx4: 16
     p.setdefault("lanes", p["block_size"])
     return p["fmt"], p["block_size"], p["lanes"]
 

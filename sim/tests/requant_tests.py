@@ -211,7 +211,8 @@ def _bdr_midpoint_tile_bits(f, n: int, scales, rng) -> list:
 
 def _params():
     p = dict(get_design().params)
-    rows, cols = p.get("rows", 32), p.get("cols", 32)
+    fixed = get_format(p["fmt"]).fixed_block_size                      # mx9/mx6/mx4: a 1 x 16 tile
+    rows, cols = p.get("rows", 1 if fixed else 32), p.get("cols", fixed or 32)
     lanes = p.get("lanes") or cols
     return get_format(p["fmt"]).name, rows, cols, lanes
 

@@ -213,7 +213,8 @@ def beat_payload(beat, bf16):
 
 def _params():
     p = dict(get_design().params)
-    p.setdefault("block_size", 32)
+    fb = get_format(p["fmt"])
+    p.setdefault("block_size", fb.default_block_size if fb.is_element else 32)     # mx9/mx6/mx4: 16
     p.setdefault("lanes", p["block_size"])
     return p["fmt"], p["rows"], p["cols"], p["block_size"], p["lanes"]
 
