@@ -29,8 +29,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from mxsf.cli import table  # noqa: E402
-from mxsf.cli_accuracy import sqnr_table, train_table  # noqa: E402
+from mxsf.cli.common import table  # noqa: E402
+from mxsf.cli.accuracy import sqnr_table, train_table  # noqa: E402
 from mxsf.studies.accuracy import accuracy_formats, accuracy_table, default_sqnr  # noqa: E402
 from mxsf.studies.train import train_demo  # noqa: E402
 

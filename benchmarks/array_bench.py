@@ -101,7 +101,7 @@ if cocotb is not None:
 
 def bench_one(fmt, n, *, cycles, root):
     from mxsf.hw.systolic import SystolicArray
-    from mxsf.sim.build import build_verilog
+    from mxsf.gen.verilog import build_verilog
     from mxsf.sim.run import build_simulator, run_cocotb
 
     if fmt == "bf16":

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from mxsf.hw.requant import TileRequantizer
-from mxsf.sim.build import build_verilog
+from mxsf.gen.verilog import build_verilog
 from mxsf.sim.run import _runtime_cache_dir, available_simulators, build_simulator, run_cocotb
 
 TESTS = "mxsf.sim.tests.requant_tests"

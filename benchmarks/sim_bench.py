@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mxsf.hw.bf16_pe import BF16ProcessingElement
 from mxsf.hw.pe import MXProcessingElement
-from mxsf.sim.build import build_verilog
+from mxsf.gen.verilog import build_verilog
 from mxsf.sim.run import available_simulators, build_simulator, run_cocotb
 
 CLOCK_NS = 10  # clock_and_reset's default period

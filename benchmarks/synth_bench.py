@@ -23,9 +23,8 @@ import platform
 import sys
 import time
 
-from mxsf.cli import table
+from mxsf.cli.common import table
 from mxsf.golden import ELEMENT_FORMATS
-from mxsf.hw.registry import DESIGNS
 from mxsf.synth.compare import (ProgressBar, compare_rows, load_accuracy, make_job,
                                 plan_compare, run_jobs)
 
@@ -62,18 +61,10 @@ def main(argv=None) -> int:
     pe = make_job("pe", {"fmt": "mxsf", "block_size": BLOCK, "lanes": LANES})
     elapsed, result = _time_one(pe, args)
     print(_timing_line(f"MX PE mxsf, block {BLOCK}, {LANES} lanes", elapsed, result))
-    array = DESIGNS["array"]
-    if array.available:
-        try:
-            job = make_job("array", {"fmt": "mxsf", "rows": 4, "cols": 4, "block_size": BLOCK,
-                                     "lanes": args.array_lanes})
-        except ValueError as error:
-            print(f"4x4 array: parameters rejected: {error}")
-        else:
-            elapsed, result = _time_one(job, args)
-            print(_timing_line(f"4x4 array of mxsf PEs, {args.array_lanes} lanes", elapsed, result))
-    else:
-        print("4x4 array: the 'array' design is not available yet (mxsf.hw.systolic); skipped")
+    job = make_job("array", {"fmt": "mxsf", "rows": 4, "cols": 4, "block_size": BLOCK,
+                             "lanes": args.array_lanes})
+    elapsed, result = _time_one(job, args)
+    print(_timing_line(f"4x4 array of mxsf PEs, {args.array_lanes} lanes", elapsed, result))
 
     print(f"\n== PE area per element format (block {BLOCK}, {LANES} lanes; BF16 PE 1 lane)\n")
     jobs = plan_compare(["pe"], list(ELEMENT_FORMATS), block_size=BLOCK, lanes=LANES)

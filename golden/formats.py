@@ -257,6 +257,17 @@ class ElementFormat:
             return (Segment(ky_lo=-(1 << 30), emin=1, man_bits=self.man_bits),)
         raise ValueError(f"format {self.name!r} has no element encoder")
 
+    @property
+    def field_text(self) -> tuple[str, str, str]:
+        """(exponent bits, mantissa bits, bias) as shown in the format table."""
+        if self.kind is FormatKind.FP:
+            return str(self.exp_bits), str(self.man_bits), str(self.bias)
+        if self.kind is FormatKind.MXSF:
+            return "2|3", "5|2", "-"            # E2M5 mode | E3M2 mode
+        if self.kind is FormatKind.BDR:
+            return "-", str(self.man_bits), "-"  # the p-bit magnitude (the exponent is shared)
+        return "-", "-", "-"
+
     def describe(self) -> dict:
         """Plain-dict summary (for the CLI table and JSON sidecars)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -127,9 +127,8 @@ def encode_exact(v, exponent, fmt) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _encode_tables(name: str) -> tuple[np.ndarray, np.ndarray]:
+def _encode_tables(f: ElementFormat) -> tuple[np.ndarray, np.ndarray]:
     """Codes for every float32 class (top 16 bits) without and with sticky low bits."""
-    f = get_format(name)
     top = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
     tables = []
     for low in (0, 1):
@@ -149,7 +148,7 @@ def encode_scaled(y, fmt) -> np.ndarray:
     """
     f = get_format(fmt, element_only=True)   # bf16 keeps 8 fraction bits: not table-encodable
     u = as_float32(y, "y").view(np.uint32)
-    exact, sticky = _encode_tables(f.name)
+    exact, sticky = _encode_tables(f)
     idx = u >> np.uint32(16)
     return np.where((u & np.uint32(0xFFFF)) != 0, sticky[idx], exact[idx])
 

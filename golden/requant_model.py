@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .formats import get_format
+from .params import check_divisor, check_int
 from .quantize import block_max_exponent, quantize, requantize_tile
 
 __all__ = [
@@ -86,17 +87,17 @@ class RequantBeat:
     micro: Optional[tuple] = None     #: BDR formats: the beat's pair microexponents
 
 
+_MAX_LATENCY = 1 << 16   # any sane pipeline; the models only need an upper bound
+
+
 def _check_latency(latency, lo: int, what: str) -> int:
-    if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) or latency < lo:
-        raise ValueError(f"latency must be an integer >= {lo} for the {what}, not {latency!r}")
-    return int(latency)
+    return check_int(f"latency of the {what}", latency, lo, _MAX_LATENCY)
 
 
 def _check_beats(n, lanes, name="n"):
-    if not (isinstance(n, (int, np.integer)) and isinstance(lanes, (int, np.integer))
-            and n >= 1 and lanes >= 1 and n % lanes == 0):
-        raise ValueError(f"lanes must be a positive divisor of {name}={n!r}, not {lanes!r}")
-    return int(n) // int(lanes)
+    """Beats per group: ``lanes`` must divide ``n``."""
+    n = check_int(name, n, 1, 1 << 30)
+    return n // check_divisor("lanes", lanes, n, name)
 
 
 def _as_f32(bits) -> np.ndarray:

@@ -1,23 +1,29 @@
 """The BF16 baseline processing element: float32 product and float32 accumulation per element."""
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .formats import check_int
-from .fp32 import CANONICAL_NAN, Float32Adder, IntToFloat32
+from mxsf.golden.constants import (BF16_MAN_BITS, F32_BIAS, F32_BITS, F32_CANONICAL_NAN,
+                                   F32_EXP_SPECIAL, F32_INF_BITS)
+from mxsf.golden.params import check_int
 
-__all__ = ["BF16ProcessingElement", "BF16Multiplier", "bf16_beat_layout", "BFloat16"]
+from .base import MXComponent
+from .fp32 import Float32Adder, IntToFloat32
+from .layouts import BFloat16, Float32
 
-_F32_INF = 0x7F800000
+__all__ = ["BF16ProcessingElement", "BF16Multiplier", "bf16_beat_layout", "BFloat16",
+           "MAX_BF16_LANES"]
 
+MAX_BF16_LANES = 64
+"""Most element pairs per beat of the BF16 PE (its float32 adders are chained in one cycle)."""
 
-class BFloat16(data.Struct):
-    """Fields of a bfloat16 code (LSB first)."""
-
-    mantissa: 7
-    exponent: 8
-    sign: 1
+# bfloat16 product: (sa * sb) x 2^(ea + eb - _PROD_K), sa and sb 8-bit significands.
+_SIG_BITS = BF16_MAN_BITS + 1                   # significand with the hidden bit
+_PROD_BITS = 2 * _SIG_BITS                      # exact significand product
+_PROD_INT_WIDTH = _PROD_BITS + 2                # signed product, as the rounder takes it
+_PROD_K = 2 * F32_BIAS + 2 * BF16_MAN_BITS      # bfloat16 shares binary32's exponent bias
+_EXP_EFF_MIN, _EXP_EFF_MAX = 1, F32_EXP_SPECIAL - 1   # effective exponents of finite values
 
 
 def bf16_beat_layout(lanes: int) -> data.StructLayout:
@@ -30,74 +36,88 @@ def bf16_beat_layout(lanes: int) -> data.StructLayout:
     })
 
 
-class BF16Multiplier(wiring.Component):
+class BF16Multiplier(MXComponent):
     """float32 product of two bfloat16 values, IEEE RNE (combinational).
 
     The 8 x 8-bit significand product is exact; it is rounded once to float32
     only when it leaves float32's range (subnormal results, overflow to Inf).
     NaN inputs and Inf x 0 give the canonical qNaN; Inf x non-zero gives Inf.
 
+    Parameters
+    ----------
+    None.
+
     Members
     -------
     a, b : In(BFloat16)
+        The operands.
     o : Out(32)
-        float32 bits of ``a * b``.
+        binary32 bits of ``a * b`` (a :class:`~mxsf.hw.layouts.Float32` encoding).
+
+    Raises
+    ------
+    Nothing: the unit has no parameters.
 
     Latency
     -------
-    0 (combinational).
+    ``latency == 0`` (combinational).
     """
 
     a: In(BFloat16)
     b: In(BFloat16)
-    o: Out(32)
+    o: Out(F32_BITS)
 
-    latency = 0
+    def __init__(self):
+        super().__init__(params={})
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    @property
+    def module_name(self) -> str:
+        return "bf16_mul"
 
     def elaborate(self, platform):
         m = Module()
         a, b = self.a, self.b
 
-        # significand (8 bits, hidden bit for normals) and effective exponent
+        # significand (hidden bit for normals) and effective exponent
         def unpack(x):
-            sig = Cat(x.mantissa, x.exponent != 0)
-            eff = Mux(x.exponent == 0, 1, x.exponent)
-            zero = (x.exponent == 0) & (x.mantissa == 0)
-            inf = (x.exponent == 0xFF) & (x.mantissa == 0)
-            nan = (x.exponent == 0xFF) & (x.mantissa != 0)
-            return sig, eff, zero, inf, nan
+            return x.significand(), x.effective_exponent(), x.is_zero(), x.is_inf(), x.is_nan()
 
         sa, ea, za, ia, na = unpack(a)
         sb, eb, zb, ib, nb = unpack(b)
         neg = a.sign ^ b.sign
 
-        # product = (sa * sb) x 2^(ea + eb - 2*127 - 2*7)
-        rnd = IntToFloat32(int_width=18, exp_min=2 - 268, exp_max=2 * 254 - 268)
+        # product = (sa * sb) x 2^(ea + eb - _PROD_K)
+        rnd = IntToFloat32(int_width=_PROD_INT_WIDTH, exp_min=2 * _EXP_EFF_MIN - _PROD_K,
+                           exp_max=2 * _EXP_EFF_MAX - _PROD_K)
         m.submodules.round = rnd
-        prod = Signal(16)
+        prod = Signal(_PROD_BITS)
         m.d.comb += [
             prod.eq(sa * sb),
             rnd.s.eq(Mux(neg, -prod, prod)),
-            rnd.k.eq(ea + eb - 268),
+            rnd.k.eq(ea + eb - _PROD_K),
         ]
         with m.If(na | nb | (ia & zb) | (za & ib)):
-            m.d.comb += self.o.eq(CANONICAL_NAN)
+            m.d.comb += self.o.eq(F32_CANONICAL_NAN)
         with m.Elif(ia | ib):
-            m.d.comb += self.o.eq(Cat(Const(_F32_INF, 31), neg))
+            m.d.comb += self.o.eq(Cat(Const(F32_INF_BITS, F32_BITS - 1), neg))
         with m.Elif(za | zb):
-            m.d.comb += self.o.eq(Cat(Const(0, 31), neg))      # IEEE: the sign of a zero product
+            m.d.comb += self.o.eq(Cat(Const(0, F32_BITS - 1), neg))   # IEEE: the sign of a zero product
         with m.Else():
             m.d.comb += self.o.eq(rnd.o)
         return m
 
 
-class BF16ProcessingElement(wiring.Component):
+class BF16ProcessingElement(MXComponent):
     """BF16 baseline PE (SPEC.md section 5): ``acc = f32(acc + f32(a) * f32(b))`` per element.
 
     Parameters
     ----------
     lanes : int
-        Element pairs per beat, in [1, 64]. They are accumulated in lane order, so
+        Element pairs per beat, in [1, ``MAX_BF16_LANES`` = 64]. They are accumulated in lane order, so
         ``lanes`` float32 adders are chained in the accumulator loop.
 
     Members
@@ -105,29 +125,38 @@ class BF16ProcessingElement(wiring.Component):
     i : In(stream.Signature(bf16_beat_layout(lanes), always_ready=True))
         Beats of bfloat16 ``a``/``b`` codes with ``first``/``last`` marks, framed like
         the MX PE's (a dot product starts at ``first`` or after ``last``).
-    o : Out(stream.Signature(32, always_ready=True))
+    o : Out(stream.Signature(Float32, always_ready=True))
         float32 result, valid one cycle, ``latency`` cycles after the ``last`` beat.
+
+    Raises
+    ------
+    TypeError
+        ``lanes`` is not an integer.
+    ValueError
+        ``lanes`` out of range.
 
     Latency
     -------
-    ``latency == 2``: multiply | accumulate. One beat per cycle, no back-pressure.
+    ``latency == 2`` for every parameter: multiply | accumulate. One beat per cycle, no
+    back-pressure.
     """
 
-    LATENCY = 2
-
-    def __init__(self, lanes=1):
-        self._lanes = check_int(lanes, "lanes", 1, 64)
+    def __init__(self, *, lanes=1):
+        check_int("lanes", lanes, 1, MAX_BF16_LANES)
+        self._lanes = lanes
         super().__init__({
             "i": In(stream.Signature(bf16_beat_layout(lanes), always_ready=True)),
-            "o": Out(stream.Signature(32, always_ready=True)),
-        })
-
-    lanes = property(lambda self: self._lanes)
-    latency = property(lambda self: self.LATENCY, doc="cycles from a last beat to its result")
+            "o": Out(stream.Signature(Float32, always_ready=True)),
+        }, params={"lanes": lanes})
 
     @property
-    def params(self) -> dict:
-        return {"lanes": self._lanes}
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the cycle of a dot product's ``last`` beat to its result."""
+        return 2
 
     @property
     def module_name(self) -> str:
@@ -144,7 +173,7 @@ class BF16ProcessingElement(wiring.Component):
         v1 = Signal()
         first1 = Signal()
         last1 = Signal()
-        prods1 = [Signal(32, name=f"prod{n}_s1") for n in range(self._lanes)]
+        prods1 = [Signal(Float32, name=f"prod{n}_s1") for n in range(self._lanes)]
         m.d.sync += [v1.eq(self.i.valid), first1.eq(beat.first | dot_fresh), last1.eq(beat.last)]
         for n in range(self._lanes):
             mul = BF16Multiplier()
@@ -153,7 +182,7 @@ class BF16ProcessingElement(wiring.Component):
             m.d.sync += prods1[n].eq(mul.o)
 
         # ---- stage 1: accumulate in lane order ----------------------------------------------
-        acc = Signal(32)
+        acc = Signal(Float32)
         run = Mux(first1, 0, acc)
         for n in range(self._lanes):
             add = Float32Adder()

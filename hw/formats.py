@@ -1,11 +1,13 @@
-"""Element formats in hardware: code layouts and the element decoder.
+"""Element formats in hardware: the element decoder and the widths it implies.
 
-Everything is derived from the golden format table (:mod:`mxsf.golden.formats`):
-a code is decoded to a sign, an unsigned integer significand ``sig`` and a left
-shift ``shift`` such that the element's magnitude is ``(sig << shift) x 2^lsb_exp``
-(``lsb_exp`` is the exponent of the format's smallest value). Products of two
-elements are then ``(sig_a * sig_b) << (shift_a + shift_b)`` in units of
-``2^(lsb_a + lsb_b)``, which is how the MX PE forms exact block sums.
+Everything is derived from the golden format table (:mod:`mxsf.golden.formats`): the
+code's kind (:class:`~mxsf.golden.formats.FormatKind`), field widths and special codes
+(:class:`~mxsf.golden.formats.Specials`); nothing here branches on a format's name, so a
+new plain FP or INT row of the table needs no change here. A code is decoded to a sign, an
+unsigned integer significand ``sig`` and a left shift ``shift`` such that the element's
+magnitude is ``(sig << shift) x 2^lsb_exp`` (``lsb_exp`` is the exponent of the format's
+smallest value). Products of two elements are then ``(sig_a * sig_b) << (shift_a + shift_b)``
+in units of ``2^(lsb_a + lsb_b)``, which is how the MX PE forms exact block sums.
 
 Shared-microexponent (BDR) formats (SPEC.md 11) have one more level: the decoder also
 takes the element's pair microexponent ``tau`` and returns ``sig = m``, ``shift = 1 - tau``
@@ -19,10 +21,13 @@ from __future__ import annotations
 from functools import lru_cache
 
 from amaranth import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.formats import ElementFormat, FormatKind, Specials, get_format
+
+from .base import MXComponent
+from .layouts import element_layout
 
 __all__ = [
     "ElementDecoder",
@@ -33,58 +38,50 @@ __all__ = [
     "product_width",
     "unit_exp",
     "max_magnitude",
-    "check_int",
 ]
 
-
-def check_int(value, name: str, lo: int, hi: int) -> int:
-    """Shared constructor check: ``value`` must be an int in ``[lo, hi]``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
-    return value
+# MXSF codec (SPEC.md 1): an E2M5 code whose exponent-0 codes re-read their five
+# mantissa bits as an E3M2 float.
+_MXSF_E3M2_MAN = 2                  # E3M2 mantissa bits (the low bits of the E2M5 mantissa)
+_MXSF_E3M2_EXP = 3                  # E3M2 exponent bits (above them)
+_MXSF_WIDE_SHIFT = 3                # E2M5 mode: LSB 2^(e-6) over the format's LSB 2^-9, shift e + 3
 
 
 @lru_cache(maxsize=None)
 def _sig_shift_table(name: str) -> tuple[tuple[int, int], ...]:
     """(sig, shift) of every magnitude code, as the decoder computes it (for widths)."""
     f = get_format(name)
-    out = []
-    for code in range(f.sign_mask):
-        out.append(_decode_int(f, code))
-    return tuple(out)
+    return tuple(_decode_int(f, code) for code in range(f.sign_mask))
 
 
 def _decode_int(f: ElementFormat, code: int) -> tuple[int, int]:
     """Reference (sig, shift) of a magnitude code, mirroring the hardware decoder."""
-    if f.kind == "int":
+    if f.kind is FormatKind.INT:
         return code, 0
-    if f.kind == "bdr":                      # with microexponent 0: m << 1 in 2^(lsb_exp - 1) units
+    if f.kind is FormatKind.BDR:            # with microexponent 0: m << 1 in 2^(lsb_exp - 1) units
         return code & ((1 << f.man_bits) - 1), 1
-    if f.kind == "mxsf":
-        e, m = code >> 5, code & 31
-        if e:
-            return 32 + m, e + 3
-        E, M = m >> 2, m & 3
-        return (4 + M, E - 1) if E else (M, 0)
     e, m = code >> f.man_bits, code & ((1 << f.man_bits) - 1)
+    if f.kind is FormatKind.MXSF:
+        if e:                           # E2M5 mode: lsb 2^-9, 2^(e-1) (1 + m/32)
+            return (1 << f.man_bits) | m, e + _MXSF_WIDE_SHIFT
+        E, M = m >> _MXSF_E3M2_MAN, m & ((1 << _MXSF_E3M2_MAN) - 1)
+        return ((1 << _MXSF_E3M2_MAN) | M, E - 1) if E else (M, 0)
     return ((1 << f.man_bits) | m, e - 1) if e else (m, 0)
 
 
 def sig_width(fmt) -> int:
     """Bits of the decoded significand."""
     f = get_format(fmt, element_only=True)
-    if f.kind == "int":
-        return 8  # |-128| = 128
+    if f.kind is FormatKind.INT:
+        return f.bits               # |most negative code| = 2^(bits-1)
     return max(s for s, _ in _sig_shift_table(f.name)).bit_length()
 
 
 def shift_max(fmt) -> int:
     """Largest decoded shift over the finite codes."""
     f = get_format(fmt, element_only=True)
-    fin = [sh for c, (_, sh) in enumerate(_sig_shift_table(f.name)) if not (f.is_nan[c] or f.is_inf[c])]
-    return max(fin)
+    return max(sh for c, (_, sh) in enumerate(_sig_shift_table(f.name))
+               if not (f.is_nan[c] or f.is_inf[c]))
 
 
 def unit_exp(fmt) -> int:
@@ -104,16 +101,6 @@ def product_width(fmt) -> int:
     return (max_magnitude(fmt) ** 2).bit_length()
 
 
-def element_layout(fmt) -> data.StructLayout:
-    """The code's fields: sign, exponent, mantissa (INT8: sign and 7 low bits)."""
-    f = get_format(fmt)
-    if f.kind == "int":
-        return data.StructLayout({"low": 7, "sign": 1})
-    if f.kind == "bdr":
-        return data.StructLayout({"mag": f.man_bits, "sign": 1})
-    return data.StructLayout({"mant": f.man_bits, "exp": f.exp_bits, "sign": 1})
-
-
 def decoded_layout(fmt) -> data.StructLayout:
     """Decoded element: magnitude ``sig << shift`` (in 2^lsb_exp units), sign, class flags."""
     return data.StructLayout({
@@ -126,7 +113,7 @@ def decoded_layout(fmt) -> data.StructLayout:
     })
 
 
-class ElementDecoder(wiring.Component):
+class ElementDecoder(MXComponent):
     """Combinational decoder of one element code (any MX element format).
 
     Parameters
@@ -137,33 +124,47 @@ class ElementDecoder(wiring.Component):
     Members
     -------
     code : In(bits)
-        The element code.
+        The element code (``bits`` = the format's code width; its fields are
+        :func:`element_layout`).
     micro : In(1), BDR formats only
-        The microexponent ``tau`` of the element's pair.
+        The microexponent ``tau`` of the element's pair (SPEC.md 11).
     o : Out(decoded_layout(fmt))
         ``sign``; ``sig`` and ``shift`` with magnitude ``sig << shift`` in units of
         ``2^unit_exp(fmt)`` (MXSF: E2M5 mode when the exponent field is non-zero, else the
-        five low bits read as E3M2; INT8: the two's complement magnitude; BDR: ``m`` shifted
-        by ``1 - tau``); ``zero``; ``inf`` and ``nan`` for the non-finite codes of E4M3/E5M2
-        (``sig`` is 0 then).
+        five low bits read as E3M2; INT: the two's complement magnitude; BDR: ``m`` shifted
+        by ``1 - tau``); ``zero``;
+        ``inf`` and ``nan`` for the non-finite codes (E4M3's S.1111.111, E5M2's
+        all-ones exponent; ``sig`` is 0 then).
+
+    Raises
+    ------
+    ValueError
+        Unknown format, or bf16.
 
     Latency
     -------
-    0 (combinational).
+    ``latency == 0`` (combinational).
     """
 
-    def __init__(self, fmt):
-        self._fmt = get_format(fmt, element_only=True, param="fmt")
-        ports = {"code": In(self._fmt.bits), "o": Out(decoded_layout(self._fmt))}
-        if self._fmt.microexp_group:
-            ports["micro"] = In(self._fmt.microexp_bits)
-        super().__init__(ports)
+    def __init__(self, *, fmt):
+        f = get_format(fmt, element_only=True, param="fmt")
+        self._fmt = f
+        ports = {"code": In(f.bits), "o": Out(decoded_layout(f))}
+        if f.microexp_group:
+            ports["micro"] = In(f.microexp_bits)
+        super().__init__(ports, params={"fmt": f.name})
 
     @property
     def fmt(self) -> ElementFormat:
         return self._fmt
 
-    latency = 0
+    @property
+    def latency(self) -> int:
+        return 0
+
+    @property
+    def module_name(self) -> str:
+        return f"dec_{self._fmt.name}"
 
     def elaborate(self, platform):
         m = Module()
@@ -173,20 +174,21 @@ class ElementDecoder(wiring.Component):
         nan = Signal()
         inf = Signal()
 
-        if f.kind == "int":
+        if f.kind is FormatKind.INT:
             neg = code.sign
             m.d.comb += [
                 o.sign.eq(neg),
                 o.sig.eq(Mux(neg, -self.code.as_signed(), self.code)),
                 o.shift.eq(0),
             ]
-        elif f.kind == "bdr":                       # SPEC.md 11: m x 2^(1 - tau) x 2^(E - p)
-            m.d.comb += [o.sign.eq(code.sign), o.sig.eq(code.mag), o.shift.eq(~self.micro)]
-        elif f.kind == "mxsf":
+        elif f.kind is FormatKind.BDR:              # SPEC.md 11: m x 2^(1 - tau) x 2^(E - p)
+            m.d.comb += [o.sign.eq(code.sign), o.sig.eq(code.mant), o.shift.eq(~self.micro)]
+        elif f.kind is FormatKind.MXSF:
             e, mant = code.exp, code.mant
-            E, M = mant[2:5], mant[0:2]
+            M = mant[:_MXSF_E3M2_MAN]
+            E = mant[_MXSF_E3M2_MAN:_MXSF_E3M2_MAN + _MXSF_E3M2_EXP]
             with m.If(e != 0):                      # FP8 E2M5 mode: 2^(e-1) (1 + m/32)
-                m.d.comb += [o.sig.eq(Cat(mant, 1)), o.shift.eq(e + 3)]
+                m.d.comb += [o.sig.eq(Cat(mant, 1)), o.shift.eq(e + _MXSF_WIDE_SHIFT)]
             with m.Elif(E != 0):                    # FP5 E3M2 mode: 2^(E-8) (1 + M/4)
                 m.d.comb += [o.sig.eq(Cat(M, 1)), o.shift.eq(E - 1)]
             with m.Else():                          # E3M2 subnormals: 2^-7 M/4
@@ -195,9 +197,9 @@ class ElementDecoder(wiring.Component):
         else:
             e, mant = code.exp, code.mant
             emax_field = (1 << f.exp_bits) - 1
-            if f.name == "fp8_e4m3":
+            if f.specials is Specials.NAN_MAX_CODE:
                 m.d.comb += nan.eq((e == emax_field) & (mant == (1 << f.man_bits) - 1))
-            elif f.has_inf:
+            elif f.specials is Specials.IEEE:
                 m.d.comb += [
                     nan.eq((e == emax_field) & (mant != 0)),
                     inf.eq((e == emax_field) & (mant == 0)),

@@ -2,58 +2,29 @@
 
 Both units are purely combinational and round to nearest, ties to even (RNE). Subnormal inputs
 and results are kept (no flush to zero), overflow gives +/-Inf, and every NaN result is the
-canonical quiet NaN ``0x7FC00000`` (see ``SPEC.md`` section 5).
+canonical quiet NaN ``0x7FC00000`` (see ``SPEC.md`` section 5). :func:`leading_zeros` is the
+one leading-zero counter of the hardware (also used by :mod:`mxsf.hw.requant`).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from mxsf.golden.constants import (F32_BIAS, F32_BITS, F32_CANONICAL_NAN, F32_EXP_BITS,
+                                   F32_EXP_SPECIAL, F32_MAN_BITS)
+from mxsf.golden.params import check_int
+
+from .base import MXComponent
+from .layouts import Float32
 
 __all__ = ["Float32", "Float32Adder", "IntToFloat32", "CANONICAL_NAN"]
 
 
-#: The one NaN encoding the units produce.
-CANONICAL_NAN = 0x7FC0_0000
+#: The one NaN encoding the units produce (``mxsf.golden.constants.F32_CANONICAL_NAN``).
+CANONICAL_NAN = F32_CANONICAL_NAN
 
-_EXP_WIDTH  = 8     # binary32 exponent field
-_MANT_WIDTH = 23    # binary32 stored fraction
-_EXP_BIAS   = 127
-_EXP_INF    = 0xFF  # exponent field of Inf and NaN
-
-
-class Float32(data.Struct):
-    """Field view of an IEEE-754 binary32 encoding (fields listed LSB first)."""
-
-    mantissa: _MANT_WIDTH
-    exponent: _EXP_WIDTH
-    sign:     1
-
-    def is_zero(self):
-        return (self.exponent == 0) & (self.mantissa == 0)
-
-    def is_inf(self):
-        return (self.exponent == _EXP_INF) & (self.mantissa == 0)
-
-    def is_nan(self):
-        return (self.exponent == _EXP_INF) & (self.mantissa != 0)
-
-    def significand(self):
-        """24-bit significand: the fraction with the hidden bit (0 for zeros and subnormals)."""
-        return Cat(self.mantissa, self.exponent != 0)
-
-    def effective_exponent(self):
-        """Biased exponent of the significand's weight: subnormals share exponent 1 with the
-        smallest normals."""
-        return Mux(self.exponent == 0, 1, self.exponent)
-
-
-def _check_int(name, value, minimum, maximum):
-    """Validate an integer parameter; shared by every constructor of this module."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], not {value!r}")
+# IntToFloat32 parameter limits.
+_MAX_INT_WIDTH = 256
+_MAX_ABS_EXP = 4096
 
 
 def _signed_width(value):
@@ -61,7 +32,7 @@ def _signed_width(value):
     return (value if value >= 0 else ~value).bit_length() + 1
 
 
-def _leading_zeros(m, value, name="lz"):
+def leading_zeros(m, value, name="lz"):
     """Number of leading zeros of ``value`` (``len(value)`` when it is zero), as a log-depth tree.
 
     The value is padded at the LSB end with a single one (then zeros) to a power of two, so the
@@ -89,7 +60,7 @@ def _leading_zeros(m, value, name="lz"):
     return tree(padded)[1]
 
 
-class Float32Adder(wiring.Component):
+class Float32Adder(MXComponent):
     """IEEE-754 binary32 adder, round to nearest even, purely combinational.
 
     One alignment shifter (with a sticky bit), one adder/subtractor, one leading-zero count and
@@ -122,12 +93,15 @@ class Float32Adder(wiring.Component):
     every cycle; there is no handshake and no backpressure.
     """
 
-    a: In(32)
-    b: In(32)
-    o: Out(32)
+    a: In(F32_BITS)
+    b: In(F32_BITS)
+    o: Out(F32_BITS)
+
+    def __init__(self):
+        super().__init__(params={})
 
     # Internal widths.
-    _SIG_WIDTH   = _MANT_WIDTH + 1        # significand with the hidden bit
+    _SIG_WIDTH   = F32_MAN_BITS + 1        # significand with the hidden bit
     _GRS_WIDTH   = 3                      # guard, round and sticky bits below the significand
     _ALIGN_WIDTH = _SIG_WIDTH + _GRS_WIDTH  # aligned operands
     _SUM_WIDTH   = _ALIGN_WIDTH + 1       # sum, with the carry of an effective addition
@@ -138,7 +112,6 @@ class Float32Adder(wiring.Component):
 
     @property
     def module_name(self):
-        """Suggested submodule name, so synthesis reports can tell the units apart."""
         return "fp32_add"
 
     def elaborate(self, platform):
@@ -148,7 +121,7 @@ class Float32Adder(wiring.Component):
         b = Float32(self.b)
 
         # Order the operands by magnitude: x is the larger one (ties keep a).
-        swap = self.b[:31] > self.a[:31]
+        swap = self.b[:F32_BITS - 1] > self.a[:F32_BITS - 1]   # |b| > |a|
         x = Signal(Float32)
         y = Signal(Float32)
         m.d.comb += [
@@ -156,8 +129,8 @@ class Float32Adder(wiring.Component):
             y.eq(Mux(swap, self.a, self.b)),
         ]
 
-        x_exp = Signal(_EXP_WIDTH)
-        y_exp = Signal(_EXP_WIDTH)
+        x_exp = Signal(F32_EXP_BITS)
+        y_exp = Signal(F32_EXP_BITS)
         m.d.comb += [
             x_exp.eq(x.effective_exponent()),
             y_exp.eq(y.effective_exponent()),
@@ -184,14 +157,14 @@ class Float32Adder(wiring.Component):
         # Normalization: shift left by the leading zeros, but never below exponent field 1.
         # Afterwards bit 27 is the hidden bit (or 0 for a subnormal result) and bits 3..0 hold
         # guard, round and sticky.
-        lzc = _leading_zeros(m, total)
+        lzc = leading_zeros(m, total)
         norm_shift = Signal(range(self._SUM_WIDTH + 1))
         m.d.comb += norm_shift.eq(Mux(lzc > x_exp, x_exp, lzc))
         norm = Signal(self._SUM_WIDTH)
         m.d.comb += norm.eq(total << norm_shift)
         # Biased exponent before rounding: x_exp + 1 - norm_shift when the hidden bit is set,
         # and 0 for a subnormal result (then norm_shift == x_exp).
-        exp_field = Signal(_EXP_WIDTH + 1)
+        exp_field = Signal(F32_EXP_BITS + 1)
         m.d.comb += exp_field.eq(x_exp - norm_shift + norm[-1])
 
         # Round to nearest even on {exponent, mantissa}: a carry out of the mantissa bumps the
@@ -200,24 +173,24 @@ class Float32Adder(wiring.Component):
         guard = norm[self._GRS_WIDTH]
         round_sticky = norm[:self._GRS_WIDTH].any()
         round_up = guard & (lsb | round_sticky)
-        rounded = Signal(32)
+        rounded = Signal(F32_BITS)
         m.d.comb += rounded.eq(Cat(norm[self._GRS_WIDTH + 1:-1], exp_field) + round_up)
 
         with m.If(a.is_nan() | b.is_nan() | (a.is_inf() & b.is_inf() & (a.sign != b.sign))):
             m.d.comb += self.o.eq(CANONICAL_NAN)
-        with m.Elif(x.exponent == _EXP_INF):
+        with m.Elif(x.exponent == F32_EXP_SPECIAL):
             m.d.comb += self.o.eq(x)
         with m.Elif(total == 0):
-            m.d.comb += self.o.eq(Cat(Const(0, 31), a.sign & b.sign))
-        with m.Elif(exp_field >= _EXP_INF):
-            m.d.comb += self.o.eq(Cat(Const(0, _MANT_WIDTH), Const(_EXP_INF, _EXP_WIDTH), x.sign))
+            m.d.comb += self.o.eq(Cat(Const(0, F32_BITS - 1), a.sign & b.sign))
+        with m.Elif(exp_field >= F32_EXP_SPECIAL):
+            m.d.comb += self.o.eq(Cat(Const(0, F32_MAN_BITS), Const(F32_EXP_SPECIAL, F32_EXP_BITS), x.sign))
         with m.Else():
-            m.d.comb += self.o.eq(Cat(rounded[:31], x.sign))
+            m.d.comb += self.o.eq(Cat(rounded[:F32_BITS - 1], x.sign))
 
         return m
 
 
-class IntToFloat32(wiring.Component):
+class IntToFloat32(MXComponent):
     """Round ``s * 2^k`` to binary32, with ``s`` a signed integer: one RNE step, combinational.
 
     The block sum of a dot product (an exact integer) times its scale goes through here once,
@@ -258,9 +231,9 @@ class IntToFloat32(wiring.Component):
     """
 
     def __init__(self, *, int_width, exp_min, exp_max):
-        _check_int("int_width", int_width, 2, 256)
-        _check_int("exp_min", exp_min, -4096, 4096)
-        _check_int("exp_max", exp_max, exp_min, 4096)
+        check_int("int_width", int_width, 2, _MAX_INT_WIDTH)
+        check_int("exp_min", exp_min, -_MAX_ABS_EXP, _MAX_ABS_EXP)
+        check_int("exp_max", exp_max, exp_min, _MAX_ABS_EXP)
         self._int_width = int_width
         self._exp_min = exp_min
         self._exp_max = exp_max
@@ -268,8 +241,8 @@ class IntToFloat32(wiring.Component):
         super().__init__({
             "s": In(signed(int_width)),
             "k": In(signed(self._k_width)),
-            "o": Out(32),
-        })
+            "o": Out(F32_BITS),
+        }, params={"int_width": int_width, "exp_min": exp_min, "exp_max": exp_max})
 
     @property
     def int_width(self):
@@ -293,7 +266,6 @@ class IntToFloat32(wiring.Component):
 
     @property
     def module_name(self):
-        """Suggested submodule name, so synthesis reports can tell the units apart."""
         def fmt(v):
             return f"m{-v}" if v < 0 else f"{v}"
         return f"int{self._int_width}_to_fp32_k{fmt(self._exp_min)}_{fmt(self._exp_max)}"
@@ -306,30 +278,30 @@ class IntToFloat32(wiring.Component):
         # for a subnormal one. The 25-bit window below and at top holds the 24 kept bits and the
         # guard bit; every bit of |s| under the window is sticky.
         int_width = self._int_width
-        window    = _MANT_WIDTH + 2                    # hidden bit, 23 fraction bits, guard bit
+        window    = F32_MAN_BITS + 2                    # hidden bit, 23 fraction bits, guard bit
         pad       = window - 1                         # zeros under |s| so top - 24 may be < 0
         k_min     = -(1 << (self._k_width - 1))        # whole range of k's shape
         k_max     = (1 << (self._k_width - 1)) - 1
-        e_min     = -1 + k_min + _EXP_BIAS             # biased exponent of the leading one
-        e_max     = int_width - 1 + k_max + _EXP_BIAS
-        top_sub_max = (1 - _EXP_BIAS) - k_min          # top of the smallest subnormal result
+        e_min     = -1 + k_min + F32_BIAS             # biased exponent of the leading one
+        e_max     = int_width - 1 + k_max + F32_BIAS
+        top_sub_max = (1 - F32_BIAS) - k_min          # top of the smallest subnormal result
         top_limit = int_width + pad                    # any top >= this leaves only sticky bits
 
         magnitude = Signal(int_width)
         m.d.comb += magnitude.eq(abs(self.s))
         sign = self.s[-1]
 
-        lzc = _leading_zeros(m, magnitude)
+        lzc = leading_zeros(m, magnitude)
         lead = int_width - 1 - lzc                     # position of the leading one
         exponent = Signal(range(e_min, e_max + 1))     # biased exponent before rounding
-        m.d.comb += exponent.eq(lead + self.k + _EXP_BIAS)
+        m.d.comb += exponent.eq(lead + self.k + F32_BIAS)
         normal = exponent >= 1
 
         top = Signal(range(max(int_width, top_sub_max + 1)))
         with m.If(normal):
             m.d.comb += top.eq(lead)
         with m.Else():
-            m.d.comb += top.eq((1 - _EXP_BIAS) - self.k)
+            m.d.comb += top.eq((1 - F32_BIAS) - self.k)
         shift = Signal(range(top_limit + 1))
         m.d.comb += shift.eq(Mux(top > top_limit, top_limit, top))
 
@@ -340,15 +312,15 @@ class IntToFloat32(wiring.Component):
         lsb   = kept[1]
         guard = kept[0]
         round_up = guard & (lsb | sticky)
-        exp_field = Mux(normal, exponent[:_EXP_WIDTH], 0)
-        rounded = Signal(32)
+        exp_field = Mux(normal, exponent[:F32_EXP_BITS], 0)
+        rounded = Signal(F32_BITS)
         m.d.comb += rounded.eq(Cat(kept[1:-1], exp_field) + round_up)
 
         with m.If(magnitude == 0):
             m.d.comb += self.o.eq(0)
-        with m.Elif(exponent >= _EXP_INF):
-            m.d.comb += self.o.eq(Cat(Const(0, _MANT_WIDTH), Const(_EXP_INF, _EXP_WIDTH), sign))
+        with m.Elif(exponent >= F32_EXP_SPECIAL):
+            m.d.comb += self.o.eq(Cat(Const(0, F32_MAN_BITS), Const(F32_EXP_SPECIAL, F32_EXP_BITS), sign))
         with m.Else():
-            m.d.comb += self.o.eq(Cat(rounded[:31], sign))
+            m.d.comb += self.o.eq(Cat(rounded[:F32_BITS - 1], sign))
 
         return m

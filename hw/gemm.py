@@ -1,16 +1,19 @@
 """MX GEMM: two tile buffers, the systolic array and the output tile re-quantizer."""
 
 from amaranth import Module, Signal
+from amaranth.hdl import Shape
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.formats import get_format
+from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.params import MAX_BLOCK_SIZE, MAX_MATRIX_DIM, check_int, check_power_of_two
 
-from .formats import check_int
+from .base import MXComponent
+from .layouts import Float32
 from .requant import TileRequantizer
 from .systolic import SystolicArray, array_row_layout, check_array_params
-from .tilebuf import MAX_DIM, TileBuffer, check_power_of_two
+from .tilebuf import TileBuffer
 
 __all__ = ["MXGemm", "gemm_start_layout"]
 
@@ -20,7 +23,7 @@ def gemm_start_layout() -> data.StructLayout:
     return data.StructLayout({"transpose_a": 1, "transpose_b": 1})
 
 
-class MXGemm(wiring.Component):
+class MXGemm(MXComponent):
     """``C = op(A) @ op(B)`` of two stored ``dim x dim`` MX matrices, C re-quantized to MX tiles.
 
     The whole MX-SAFE training-step datapath: A and B are held in
@@ -44,13 +47,13 @@ class MXGemm(wiring.Component):
     rows, cols : int
         Array size; powers of two dividing ``block_size``.
     block_size : int
-        Operand tile size and K-block; a power of two in [1, 1024].
+        Operand tile size and K-block; a power of two in [1, ``MAX_BLOCK_SIZE`` = 1024].
     lanes : int
         K-elements per PE per cycle; a power of two dividing ``block_size``
         (default ``block_size``).
     dim : int
         Side of the stored A and B and of C; a multiple of ``block_size`` in
-        [block_size, 16384] (default ``2 * block_size``).
+        [block_size, ``MAX_MATRIX_DIM`` = 16384] (default ``2 * block_size``).
 
     Members
     -------
@@ -95,28 +98,31 @@ class MXGemm(wiring.Component):
     is not stalled.
     """
 
-    def __init__(self, fmt, rows: int, cols: int, block_size: int = 32, lanes=None, dim=None):
+    def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None, dim=None):
         f = get_format(fmt, element_only=True, param="fmt")
         if not f.allows_tiles:
             raise ValueError(f"fmt must be a format with 2D tiles for the GEMM (its operands are stored as "
                              f"tiles); not {f.name!r}, whose blocks are 1D (SPEC.md 11)")
-        check_power_of_two(block_size, "block_size", 1, 1024)
+        check_power_of_two("block_size", block_size, 1, MAX_BLOCK_SIZE)
         f, lanes = check_array_params(f, rows, cols, block_size, lanes)
-        check_power_of_two(lanes, "lanes", 1, block_size)
-        check_power_of_two(rows, "rows", 1, block_size)
-        check_power_of_two(cols, "cols", 1, block_size)
+        check_power_of_two("lanes", lanes, 1, block_size)
+        check_power_of_two("rows", rows, 1, block_size)
+        check_power_of_two("cols", cols, 1, block_size)
         dim = 2 * block_size if dim is None else dim
-        check_int(dim, "dim", block_size, MAX_DIM)
+        check_int("dim", dim, block_size, MAX_MATRIX_DIM)
         if dim % block_size:
             raise ValueError(f"dim must be a multiple of block_size={block_size}, not {dim!r}")
         self._fmt, self._rows, self._cols = f, rows, cols
         self._block_size, self._lanes, self._dim = block_size, lanes, dim
-        self._buf_a = TileBuffer(f, dim, dim, block_size, lanes, vecs=rows)
-        self._buf_b = TileBuffer(f, dim, dim, block_size, lanes, vecs=cols)
-        self._array = SystolicArray(f, rows, cols, block_size, lanes)
-        self._requant = TileRequantizer(f, rows, cols, lanes=cols)
-        for part in (self._buf_a, self._buf_b, self._array, self._requant):
-            part._MustUse__silence = True     # used for signatures/latencies even if never elaborated
+        # Built here for their signatures and latencies (probe: no warning if this GEMM is
+        # never elaborated); elaborate() adds them as submodules.
+        self._buf_a = TileBuffer.probe(fmt=f, rows=dim, cols=dim, block_size=block_size,
+                                       lanes=lanes, vecs=rows)
+        self._buf_b = TileBuffer.probe(fmt=f, rows=dim, cols=dim, block_size=block_size,
+                                       lanes=lanes, vecs=cols)
+        self._array = SystolicArray.probe(fmt=f, rows=rows, cols=cols, block_size=block_size,
+                                          lanes=lanes)
+        self._requant = TileRequantizer.probe(fmt=f, rows=rows, cols=cols, lanes=cols)
         wa = self._buf_a.signature.members
         wb = self._buf_b.signature.members
         super().__init__({
@@ -128,16 +134,42 @@ class MXGemm(wiring.Component):
             "busy": Out(1),
             "o": Out(self._requant.signature.members["o"].signature),
             "acc": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),
-        })
+        }, params={"fmt": f.name, "rows": rows, "cols": cols, "block_size": block_size,
+                   "lanes": lanes, "dim": dim})
 
-    fmt = property(lambda self: self._fmt)
-    rows = property(lambda self: self._rows)
-    cols = property(lambda self: self._cols)
-    block_size = property(lambda self: self._block_size)
-    lanes = property(lambda self: self._lanes)
-    dim = property(lambda self: self._dim)
-    a_word = property(lambda self: self._buf_a.word_size, doc="codes per A load beat")
-    b_word = property(lambda self: self._buf_b.word_size, doc="codes per B load beat")
+    @property
+    def fmt(self) -> ElementFormat:
+        return self._fmt
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def a_word(self) -> int:
+        """Codes per A load beat."""
+        return self._buf_a.word_size
+
+    @property
+    def b_word(self) -> int:
+        """Codes per B load beat."""
+        return self._buf_b.word_size
 
     @property
     def fifo_depth(self) -> int:
@@ -172,11 +204,6 @@ class MXGemm(wiring.Component):
         return self.acc_latency + self._rows - 1 + 2 + self._requant.latency
 
     @property
-    def params(self) -> dict:
-        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
-                "block_size": self._block_size, "lanes": self._lanes, "dim": self._dim}
-
-    @property
     def module_name(self) -> str:
         return (f"gemm_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}"
                 f"_l{self._lanes}_d{self._dim}")
@@ -188,7 +215,8 @@ class MXGemm(wiring.Component):
         m.submodules.buf_b = buf_b = self._buf_b
         m.submodules.array = array = self._array
         m.submodules.requant = requant = self._requant
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * 32, depth=self.fifo_depth)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * Shape.cast(Float32).width,
+                                                       depth=self.fifo_depth)
 
         for port, sub in ((self.a_codes, buf_a.w_codes), (self.a_scale, buf_a.w_scale),
                           (self.b_codes, buf_b.w_codes), (self.b_scale, buf_b.w_scale)):

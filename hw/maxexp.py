@@ -9,11 +9,14 @@ levels; an accumulator then reduces the ``n // lanes`` beats of a group.
 
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .formats import check_int
-from .fp32 import Float32
+from mxsf.golden.constants import F32_BITS, F32_EXP_BITS, F32_EXP_SPECIAL
+from mxsf.golden.params import MAX_LANES, check_divisor, check_int
+
+from .base import MXComponent
+from .layouts import Float32
 
 __all__ = [
     "BlockMaxExponent",
@@ -22,17 +25,18 @@ __all__ = [
     "tree_depth",
     "default_stages",
     "register_levels",
+    "check_stages",
+    "MAX_GROUP",
 ]
 
-_EXP_INF = 0xFF        # biased exponent field of NaN and Inf
-_N_MAX = 1 << 16       # largest group (a 256 x 256 tile)
-_LANES_MAX = 1024
+MAX_GROUP = 1 << 16
+"""Largest group ``n`` of :class:`BlockMaxExponent` (and tile of the re-quantizer): 256 x 256."""
 
 
 class MaxExponentResult(data.Struct):
     """Result for one group of ``n`` float32 values (fields listed LSB first)."""
 
-    max_exp: 8       # largest biased exponent field of |x| (0: zeros/subnormals, 255: NaN/Inf)
+    max_exp: F32_EXP_BITS  # largest biased exponent field of |x| (0: zeros/subnormals, 255: NaN/Inf)
     any_nan_inf: 1   # some value is NaN or +/-Inf (same as max_exp == 255)
     all_zero: 1      # every value is +0 or -0
 
@@ -62,31 +66,22 @@ def register_levels(lanes: int, stages: int) -> tuple[int, ...]:
     return tuple(-(-(k + 1) * depth // (stages + 1)) for k in range(stages))
 
 
-def check_lanes(n: int, lanes, *, n_name: str = "n") -> int:
-    """``lanes`` must be an integer in [1, min(n, 1024)] dividing ``n``."""
-    check_int(lanes, "lanes", 1, min(n, _LANES_MAX))
-    if n % lanes:
-        divisors = [d for d in range(1, min(n, _LANES_MAX) + 1) if n % d == 0]
-        shown = divisors if len(divisors) <= 16 else divisors[:8] + ["..."] + divisors[-4:]
-        raise ValueError(f"lanes must divide {n_name}={n} (one of {shown}), not {lanes!r}")
-    return lanes
-
-
 def check_stages(stages, lanes: int, hi: int | None = None) -> int:
-    """``stages`` must be an integer in [0, min(tree_depth(lanes), hi)]."""
+    """``stages`` must be an integer in [0, min(tree_depth(lanes), hi)] (shared with the
+    re-quantizer, whose tree it is)."""
     top = tree_depth(lanes) if hi is None else min(tree_depth(lanes), hi)
-    return check_int(stages, "stages", 0, top)
+    return check_int("stages", stages, 0, top)
 
 
-class BlockMaxExponent(wiring.Component):
+class BlockMaxExponent(MXComponent):
     """Largest float32 exponent field, NaN/Inf flag and all-zero flag of groups of ``n`` values.
 
     Parameters
     ----------
     n : int
-        Values per group (one result each), in [1, 65536].
+        Values per group (one result each), in [1, ``MAX_GROUP`` = 65536].
     lanes : int
-        Values per input beat, in [1, min(n, 1024)], dividing ``n`` (default ``n``): a
+        Values per input beat, in [1, min(n, ``MAX_LANES`` = 1024)], dividing ``n`` (default ``n``): a
         group is ``n // lanes`` consecutive beats, counted from reset (there are no
         framing marks).
     stages : int
@@ -121,28 +116,41 @@ class BlockMaxExponent(wiring.Component):
     with a stable payload until the result is taken.
     """
 
-    def __init__(self, n, lanes=None, stages=None):
-        check_int(n, "n", 1, _N_MAX)
+    def __init__(self, *, n, lanes=None, stages=None):
+        check_int("n", n, 1, MAX_GROUP)
         lanes = n if lanes is None else lanes
-        check_lanes(n, lanes)
+        check_divisor("lanes", lanes, n, "n", hi=MAX_LANES)
         stages = default_stages(lanes) if stages is None else stages
         check_stages(stages, lanes)
         self._n, self._lanes, self._stages = n, lanes, stages
         super().__init__({
             "i": In(stream.Signature(float32_beat_layout(lanes))),
             "o": Out(stream.Signature(MaxExponentResult)),
-        })
-
-    n = property(lambda self: self._n, doc="values per group")
-    lanes = property(lambda self: self._lanes, doc="values per beat")
-    stages = property(lambda self: self._stages, doc="pipeline registers in the comparator tree")
-    beats_per_group = property(lambda self: self._n // self._lanes)
-    latency = property(lambda self: self._stages + 1,
-                       doc="cycles from a group's last accepted beat to its result (no stall)")
+        }, params={"n": n, "lanes": lanes, "stages": stages})
 
     @property
-    def params(self) -> dict:
-        return {"n": self._n, "lanes": self._lanes, "stages": self._stages}
+    def n(self) -> int:
+        """Values per group."""
+        return self._n
+
+    @property
+    def lanes(self) -> int:
+        """Values per beat."""
+        return self._lanes
+
+    @property
+    def stages(self) -> int:
+        """Pipeline registers in the comparator tree."""
+        return self._stages
+
+    @property
+    def beats_per_group(self) -> int:
+        return self._n // self._lanes
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a group's last accepted beat to its result (no stall): ``stages + 1``."""
+        return self._stages + 1
 
     @property
     def module_name(self) -> str:
@@ -161,9 +169,9 @@ class BlockMaxExponent(wiring.Component):
         level = []
         for k in range(lanes):
             x = self.i.payload[k]
-            e = Signal(8, name=f"l0_exp{k}")
+            e = Signal(F32_EXP_BITS, name=f"l0_exp{k}")
             nz = Signal(name=f"l0_nz{k}")
-            m.d.comb += [e.eq(x.exponent), nz.eq(x.as_value()[:31].any())]
+            m.d.comb += [e.eq(x.exponent), nz.eq(x.as_value()[:F32_BITS - 1].any())]   # |x| != 0
             level.append((e, nz))
         valid = self.i.valid
 
@@ -175,7 +183,7 @@ class BlockMaxExponent(wiring.Component):
                     nxt.append(level[j])
                     continue
                 (ea, za), (eb, zb) = level[j], level[j + 1]
-                e = Signal(8, name=f"l{lvl}_exp{j // 2}")
+                e = Signal(F32_EXP_BITS, name=f"l{lvl}_exp{j // 2}")
                 nz = Signal(name=f"l{lvl}_nz{j // 2}")
                 m.d.comb += [e.eq(Mux(ea > eb, ea, eb)), nz.eq(za | zb)]
                 nxt.append((e, nz))
@@ -183,7 +191,7 @@ class BlockMaxExponent(wiring.Component):
             if lvl in reg_after:
                 regs = []
                 for j, (e, nz) in enumerate(level):
-                    er = Signal(8, name=f"r{lvl}_exp{j}")
+                    er = Signal(F32_EXP_BITS, name=f"r{lvl}_exp{j}")
                     zr = Signal(name=f"r{lvl}_nz{j}")
                     with m.If(en):
                         m.d.sync += [er.eq(e), zr.eq(nz)]
@@ -195,9 +203,9 @@ class BlockMaxExponent(wiring.Component):
         (beat_exp, beat_nz), = level
 
         # Accumulation over the beats of a group, then the output register.
-        acc_exp = Signal(8)
+        acc_exp = Signal(F32_EXP_BITS)
         acc_nz = Signal()
-        grp_exp = Signal(8)
+        grp_exp = Signal(F32_EXP_BITS)
         grp_nz = Signal()
         m.d.comb += [
             grp_exp.eq(Mux(beat_exp > acc_exp, beat_exp, acc_exp)),
@@ -215,7 +223,7 @@ class BlockMaxExponent(wiring.Component):
                         acc_exp.eq(0),
                         acc_nz.eq(0),
                         self.o.payload.max_exp.eq(grp_exp),
-                        self.o.payload.any_nan_inf.eq(grp_exp == _EXP_INF),
+                        self.o.payload.any_nan_inf.eq(grp_exp == F32_EXP_SPECIAL),
                         self.o.payload.all_zero.eq(~grp_nz),
                     ]
                 with m.Else():

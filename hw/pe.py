@@ -1,21 +1,20 @@
 """The MX processing element: exact block dot products, one rounding, float32 accumulation."""
 
-
-
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import E8M0_BIAS, E8M0_NAN
+from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, F32_CANONICAL_NAN, F32_INF_BITS,
+                                   F32_SIGN_MASK)
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.params import MAX_BLOCK_SIZE, check_divisor, check_int
 
-from .formats import ElementDecoder, check_int, product_width, unit_exp
-from .fp32 import CANONICAL_NAN, Float32Adder, IntToFloat32
+from .base import MXComponent
+from .formats import ElementDecoder, product_width, unit_exp
+from .fp32 import Float32Adder, IntToFloat32
+from .layouts import E8M0, Float32
 
-__all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree"]
-
-_F32_PINF = 0x7F800000
-_F32_NINF = 0xFF800000
+__all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree", "blocks_per_beat", "check_bdr_shape"]
 
 
 def blocks_per_beat(fmt, lanes: int) -> int:
@@ -28,11 +27,13 @@ def blocks_per_beat(fmt, lanes: int) -> int:
 def mx_beat_layout(fmt, lanes: int) -> data.StructLayout:
     """One input beat of the MX PE: ``lanes`` codes of A and of B, two E8M0 scales, framing.
 
-    BDR formats (SPEC.md 11) add ``micro_a``/``micro_b``, one microexponent bit per pair of
-    lanes; a beat of ``n > 1`` whole blocks has arrays of ``n`` scales (block 0 first)."""
+    The codes and scales are plain bit fields of the widths of :func:`~mxsf.hw.layouts.element_layout`
+    and :class:`~mxsf.hw.layouts.E8M0` (the PE views them through those layouts). BDR formats
+    (SPEC.md 11) add ``micro_a``/``micro_b``, one microexponent bit per pair of lanes; a beat
+    of ``n > 1`` whole blocks has arrays of ``n`` scales (block 0 first)."""
     f = get_format(fmt, element_only=True)
     nbb = blocks_per_beat(f, lanes)
-    scale = 8 if nbb == 1 else data.ArrayLayout(8, nbb)
+    scale = E8M0_BITS if nbb == 1 else data.ArrayLayout(E8M0_BITS, nbb)
     fields = {
         "a": data.ArrayLayout(f.bits, lanes),
         "b": data.ArrayLayout(f.bits, lanes),
@@ -45,6 +46,20 @@ def mx_beat_layout(fmt, lanes: int) -> data.StructLayout:
         fields["micro_a"] = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
         fields["micro_b"] = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
     return data.StructLayout(fields)
+
+
+def check_bdr_shape(f: ElementFormat, block_size, lanes) -> None:
+    """BDR PE shape: block 16 (SPEC.md 11); lanes whole pairs, dividing the block or whole blocks."""
+    fixed, group = f.fixed_block_size, f.microexp_group
+    if block_size != fixed:
+        raise ValueError(f"block_size must be {fixed} for {f.name} (SPEC.md 11: a block of {fixed} elements "
+                         f"shares one exponent), not {block_size!r}")
+    check_int("lanes", lanes, 1, MAX_BLOCK_SIZE)
+    divisors = [d for d in range(group, fixed + 1, group) if fixed % d == 0]
+    if lanes not in divisors and lanes % fixed:
+        raise ValueError(f"lanes must be one of {divisors} or a multiple of {fixed} up to {MAX_BLOCK_SIZE} "
+                         f"for {f.name} (whole microexponent pairs a beat, whole blocks when wider than one), "
+                         f"not {lanes!r}")
 
 
 def adder_tree(terms):
@@ -76,7 +91,7 @@ class _Specials(data.Struct):
     ninf: 1
 
 
-class MXProcessingElement(wiring.Component):
+class MXProcessingElement(MXComponent):
     """MX dot-product processing element (SPEC.md section 5), one beat per cycle.
 
     For each dot product, over its K-blocks in order: the exact integer sum ``s``
@@ -115,7 +130,7 @@ class MXProcessingElement(wiring.Component):
         its block, whose missing elements count as zeros). A dot product also starts with the
         first beat after a ``last``. Always ready: no back-pressure, a beat may
         come every cycle, ``valid`` may drop between any beats.
-    o : Out(stream.Signature(32, always_ready=True))
+    o : Out(stream.Signature(Float32, always_ready=True))
         The float32 result of a dot product: ``valid`` for one cycle, ``latency``
         cycles after the cycle of its ``last`` beat. The consumer must take it
         (no back-pressure).
@@ -130,44 +145,51 @@ class MXProcessingElement(wiring.Component):
 
     Latency
     -------
-    ``latency == 3``: decode, multiply, align and add the beat's products |
-    block accumulation (multi-beat blocks) and one rounding to float32 | float32
-    accumulation. Throughput one beat per cycle.
+    ``latency == 3`` for every parameter: decode, multiply, align and add the beat's
+    products | block accumulation (multi-beat blocks) and one rounding to float32 |
+    float32 accumulation. Throughput one beat per cycle.
     """
 
-    LATENCY = 3
-
-    def __init__(self, fmt, block_size: int | None = None, lanes=None):
-        self._fmt = get_format(fmt, element_only=True, param="fmt")
-        if block_size is None:
-            block_size = self._fmt.default_block_size
-        self._block_size = check_int(block_size, "block_size", 1, 1024)
-        if lanes is None:
-            lanes = block_size
-        fixed = self._fmt.fixed_block_size
-        if fixed is not None:
-            _check_bdr_shape(self._fmt, block_size, lanes)
+    def __init__(self, *, fmt, block_size=None, lanes=None):
+        f = get_format(fmt, element_only=True, param="fmt")
+        block_size = f.default_block_size if block_size is None else block_size
+        check_int("block_size", block_size, 1, MAX_BLOCK_SIZE)
+        lanes = block_size if lanes is None else lanes
+        if f.fixed_block_size is not None:
+            check_bdr_shape(f, block_size, lanes)
         else:
-            check_int(lanes, "lanes", 1, block_size)
-            if block_size % lanes:
-                divisors = [d for d in range(1, block_size + 1) if block_size % d == 0]
-                raise ValueError(f"lanes must divide block_size={block_size} (one of {divisors}), not {lanes!r}")
-        self._lanes = lanes
+            check_divisor("lanes", lanes, block_size, "block_size")
+        self._fmt, self._block_size, self._lanes = f, block_size, lanes
         super().__init__({
-            "i": In(stream.Signature(mx_beat_layout(self._fmt, lanes), always_ready=True)),
-            "o": Out(stream.Signature(32, always_ready=True)),
-        })
-
-    fmt = property(lambda self: self._fmt, doc="ElementFormat of A and B")
-    block_size = property(lambda self: self._block_size)
-    lanes = property(lambda self: self._lanes)
-    beats_per_block = property(lambda self: max(1, self._block_size // self._lanes))
-    blocks_per_beat = property(lambda self: blocks_per_beat(self._fmt, self._lanes))
-    latency = property(lambda self: self.LATENCY, doc="cycles from a last beat to its result")
+            "i": In(stream.Signature(mx_beat_layout(f, lanes), always_ready=True)),
+            "o": Out(stream.Signature(Float32, always_ready=True)),
+        }, params={"fmt": f.name, "block_size": block_size, "lanes": lanes})
 
     @property
-    def params(self) -> dict:
-        return {"fmt": self._fmt.name, "block_size": self._block_size, "lanes": self._lanes}
+    def fmt(self) -> ElementFormat:
+        """Element format of A and B."""
+        return self._fmt
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def beats_per_block(self) -> int:
+        return max(1, self._block_size // self._lanes)
+
+    @property
+    def blocks_per_beat(self) -> int:
+        return blocks_per_beat(self._fmt, self._lanes)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the cycle of a dot product's ``last`` beat to its result."""
+        return 3
 
     @property
     def module_name(self) -> str:
@@ -179,22 +201,24 @@ class MXProcessingElement(wiring.Component):
         lanes, bpb, nbb = self._lanes, self.beats_per_block, self.blocks_per_beat
         slot = lanes // nbb                     # lanes of one block slot of a beat
 
-        # ---- widths, all derived from the format ------------------------------------
+        # ---- widths, all derived from the format and the E8M0 scale ------------------------
         p_width = product_width(f)                              # |a_i b_i| in 2^(2 unit) units
         term_shape = signed(p_width + 1)                        # a product with its sign
         beat_width = p_width + 1 + (slot - 1).bit_length() + 1  # signed sum of one slot (+ neg count)
         block_width = p_width + 1 + (self._block_size - 1).bit_length() + 1   # signed block sum
-        k_offset = 2 * unit_exp(f) - 2 * E8M0_BIAS              # s x 2^(Ea+Eb) in 2^(2 unit) units
-        k_min, k_max = k_offset, 2 * 255 + k_offset
+        scale_max = (1 << E8M0_BITS) - 1                         # largest scale byte
+        k_shape = signed(E8M0_BITS + 3)                          # sum of two scale bytes, signed
+        k_offset = 2 * unit_exp(f) - 2 * E8M0_BIAS               # s x 2^(Ea+Eb) in 2^(2 unit) units
+        k_min, k_max = k_offset, 2 * scale_max + k_offset
 
         beat = self.i.payload
-        scales_a = [beat.scale_a] if nbb == 1 else [beat.scale_a[j] for j in range(nbb)]
-        scales_b = [beat.scale_b] if nbb == 1 else [beat.scale_b[j] for j in range(nbb)]
+        scales_a = [E8M0(beat.scale_a)] if nbb == 1 else [E8M0(beat.scale_a[j]) for j in range(nbb)]
+        scales_b = [E8M0(beat.scale_b)] if nbb == 1 else [E8M0(beat.scale_b[j]) for j in range(nbb)]
 
         # ---- stage 1: framing, decode, products ---------------------------------------
         beat_idx = Signal(range(max(bpb, 2)))
         dot_fresh = Signal(init=1)          # the next beat starts a dot product
-        blk_k = Signal(signed(11))          # scale_a + scale_b of the block being read
+        blk_k = Signal(k_shape)             # scale_a + scale_b of the block being read
         blk_nan_scale = Signal()
         blk_dot_first = Signal()
 
@@ -206,27 +230,28 @@ class MXProcessingElement(wiring.Component):
             frame0.dot_end.eq(beat.last),
             frame0.dot_first.eq(Mux(frame0.block_start, beat.first | dot_fresh, blk_dot_first)),
         ]
-        # per block slot: scale_a + scale_b and the NaN-scale flag (held over a multi-beat block)
-        scale_sums = [Signal(signed(11), name=f"scale_sum{j}") for j in range(nbb)]
+        # per block slot: scale_a + scale_b and the NaN-scale flag (held over a multi-beat
+        # block; a beat of several blocks has one-beat blocks)
+        scale_sums = [Signal(k_shape, name=f"scale_sum{j}") for j in range(nbb)]
         nan_scales = [Signal(name=f"nan_scale{j}") for j in range(nbb)]
         for j in range(nbb):
+            sa, sb = scales_a[j], scales_b[j]
             m.d.comb += [
-                scale_sums[j].eq(Mux(frame0.block_start, scales_a[j] + scales_b[j], blk_k)),
-                nan_scales[j].eq(Mux(frame0.block_start, (scales_a[j] == E8M0_NAN) | (scales_b[j] == E8M0_NAN),
-                                     blk_nan_scale)),
+                scale_sums[j].eq(Mux(frame0.block_start, sa.biased + sb.biased, blk_k)),
+                nan_scales[j].eq(Mux(frame0.block_start, sa.is_nan() | sb.is_nan(), blk_nan_scale)),
             ]
         with m.If(self.i.valid):
             m.d.sync += [
                 beat_idx.eq(Mux(frame0.block_end, 0, cur_idx + 1)),
                 dot_fresh.eq(beat.last),
-                blk_k.eq(scale_sums[0]),            # (several slots only with one-beat blocks)
+                blk_k.eq(scale_sums[0]),
                 blk_nan_scale.eq(nan_scales[0]),
                 blk_dot_first.eq(frame0.dot_first),
             ]
 
         terms, negs, specials = [], [], []
         for lane in range(lanes):
-            da, db = ElementDecoder(f), ElementDecoder(f)
+            da, db = ElementDecoder(fmt=f), ElementDecoder(fmt=f)
             m.submodules[f"dec_a{lane}"] = da
             m.submodules[f"dec_b{lane}"] = db
             m.d.comb += [da.code.eq(beat.a[lane]), db.code.eq(beat.b[lane])]
@@ -266,7 +291,7 @@ class MXProcessingElement(wiring.Component):
                     sp0.pinf.eq(_any(s.pinf for s in specials[lo:hi])),
                     sp0.ninf.eq(_any(s.ninf for s in specials[lo:hi])),
                 ]
-            k2 = Signal(signed(11), name=f"k2_{j}")
+            k2 = Signal(k_shape, name=f"k2_{j}")
             nan_scale2 = Signal(name=f"nan_scale2_{j}")
             beat_sum2 = Signal(signed(beat_width), name=f"beat_sum2_{j}")
             sp2 = Signal(_Specials, name=f"special2_{j}")
@@ -294,16 +319,16 @@ class MXProcessingElement(wiring.Component):
             m.submodules[f"round{j}" if nbb > 1 else "round"] = rnd
             m.d.comb += [rnd.s.eq(block_sum), rnd.k.eq(k2 + k_offset)]
 
-            d = Signal(32, name=f"d{j}")
+            d = Signal(Float32, name=f"d{j}")
             with m.If(nan_scale2 | block_sp.nan | (block_sp.pinf & block_sp.ninf)):
-                m.d.comb += d.eq(CANONICAL_NAN)
+                m.d.comb += d.eq(F32_CANONICAL_NAN)
             with m.Elif(block_sp.pinf):
-                m.d.comb += d.eq(_F32_PINF)
+                m.d.comb += d.eq(F32_INF_BITS)
             with m.Elif(block_sp.ninf):
-                m.d.comb += d.eq(_F32_NINF)
+                m.d.comb += d.eq(F32_SIGN_MASK | F32_INF_BITS)
             with m.Else():
                 m.d.comb += d.eq(rnd.o)
-            d3 = Signal(32, name=f"d3_{j}")
+            d3 = Signal(Float32, name=f"d3_{j}")
             m.d.sync += d3.eq(d)
             d3s.append(d3)
 
@@ -318,7 +343,7 @@ class MXProcessingElement(wiring.Component):
 
         # ---- stage 3: float32 accumulation, in block order (a chain when a beat holds
         # several blocks: acc + d_0, then + d_1, ..., each an IEEE addition) ------------------
-        acc = Signal(32)
+        acc = Signal(Float32)
         total = Mux(dot_first3, 0, acc)
         for j, d3 in enumerate(d3s):
             add = Float32Adder()
@@ -332,19 +357,6 @@ class MXProcessingElement(wiring.Component):
             self.o.payload.eq(total),
         ]
         return m
-
-
-def _check_bdr_shape(f: ElementFormat, block_size, lanes) -> None:
-    """BDR PE shape: block 16 (SPEC.md 11); lanes whole pairs, dividing the block or whole blocks."""
-    fixed, group = f.fixed_block_size, f.microexp_group
-    if block_size != fixed:
-        raise ValueError(f"block_size must be {fixed} for {f.name} (SPEC.md 11: a block of {fixed} elements "
-                         f"shares one exponent), not {block_size!r}")
-    check_int(lanes, "lanes", 1, 1024)
-    divisors = [d for d in range(group, fixed + 1, group) if fixed % d == 0]
-    if lanes not in divisors and lanes % fixed:
-        raise ValueError(f"lanes must be one of {divisors} or a multiple of {fixed} up to 1024 for {f.name} "
-                         f"(whole microexponent pairs a beat, whole blocks when wider than one), not {lanes!r}")
 
 
 def _any(bits):

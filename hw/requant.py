@@ -17,62 +17,34 @@ step 3). The output beat carries the pair bits beside the codes.
 
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.constants import (E8M0_BITS, E8M0_MAX_EXP, E8M0_NAN, F32_BIAS,
+                                   F32_EXP_BITS, F32_MAN_BITS)
+from mxsf.golden.formats import ElementFormat, FormatKind, get_format
+from mxsf.golden.params import MAX_LANES, MAX_TILE_DIM, check_divisor, check_int
 
-from .formats import check_int, element_layout
-from .fp32 import Float32
-from .maxexp import (BlockMaxExponent, check_lanes, check_stages, default_stages,
-                     float32_beat_layout)
+from .base import MXComponent
+from .fp32 import leading_zeros
+from .layouts import E8M0, Float32, element_layout
+from .maxexp import MAX_GROUP, BlockMaxExponent, check_stages, default_stages, float32_beat_layout
 
 __all__ = [
     "ElementEncoder",
     "TileRequantizer",
     "requant_out_layout",
-    "leading_zeros",
 ]
 
-# ---- float32 constants ------------------------------------------------------------------
-_F32_BIAS = 127
-_F32_MANT = 23
-_SIG_WIDTH = _F32_MANT + 1          # significand with the hidden bit
-_NAN_SCALE = 0xFF                   # E8M0 NaN
-_SCALE_BIAS = 127
-_TILE_MAX = 1 << 16                 # rows * cols
-_DIM_MAX = 1024
+# ---- float32 and scale constants ----------------------------------------------------------
+_SIG_WIDTH = F32_MAN_BITS + 1           # float32 significand with the hidden bit
+_EXP_SHAPE = signed(E8M0_BITS)          # scale exponent E = byte - 127, in [-128, 127]
+_EXP_MIN = -(1 << (E8M0_BITS - 1))      # -128: the encoder is exact for every E of that shape
+_F32_EXP_MAX = (1 << F32_EXP_BITS) - 1  # largest exponent field (255)
 
 
-def leading_zeros(m, value, name="lz"):
-    """Leading zeros of ``value`` (``len(value)`` when it is zero), as a log-depth tree.
-
-    Every node's "all zero" flag and count are Signals (driven in ``m.d.comb``), so the
-    netlist is a tree of ``len(value)`` nodes rather than an expression re-expanded at
-    every use.
-    """
-    width = 1
-    while width < len(value) + 1:
-        width *= 2
-    # Pad at the LSB end with a one, so the tree never sees an all-zero word.
-    padded = Cat(Const(0, width - len(value) - 1), Const(1, 1), value)
-
-    def tree(bits, path):
-        if len(bits) == 1:
-            return ~bits[0], Const(0, 0)
-        half = len(bits) // 2
-        hi_zero, hi_count = tree(bits[half:], path + "h")
-        lo_zero, lo_count = tree(bits[:half], path + "l")
-        zero = Signal(name=f"{name}_{path}_zero")
-        count = Signal(len(hi_count) + 1, name=f"{name}_{path}_count")
-        m.d.comb += [zero.eq(hi_zero & lo_zero), count.eq(Cat(Mux(hi_zero, lo_count, hi_count), hi_zero))]
-        return zero, count
-
-    return tree(padded, "t")[1]
-
-
-class ElementEncoder(wiring.Component):
+class ElementEncoder(MXComponent):
     """Round ``value / 2^exp`` to an element code: RNE, saturating, combinational.
 
     The float32 significand ``sig`` (hidden bit included; float32 subnormals are not
@@ -99,22 +71,33 @@ class ElementEncoder(wiring.Component):
         The code. Negative values that round to zero give the sign bit with magnitude 0
         (-0) in every FP format and MXSF; INT8 codes are two's complement and never -0.
 
+    Raises
+    ------
+    ValueError
+        Unknown format, or bf16.
+
     Latency
     -------
-    ``latency = 0`` (combinational).
+    ``latency == 0`` (combinational).
     """
 
-    latency = 0
-
-    def __init__(self, fmt):
-        self._fmt = get_format(fmt, element_only=True, param="fmt")
+    def __init__(self, *, fmt):
+        f = get_format(fmt, element_only=True, param="fmt")
+        self._fmt = f
         super().__init__({
             "value": In(Float32),
-            "exp": In(signed(8)),
-            "code": Out(element_layout(self._fmt)),
-        })
+            "exp": In(_EXP_SHAPE),
+            "code": Out(element_layout(f)),
+        }, params={"fmt": f.name})
 
-    fmt = property(lambda self: self._fmt, doc="ElementFormat of the codes")
+    @property
+    def fmt(self) -> ElementFormat:
+        """Element format of the codes."""
+        return self._fmt
+
+    @property
+    def latency(self) -> int:
+        return 0
 
     @property
     def module_name(self) -> str:
@@ -128,7 +111,7 @@ class ElementEncoder(wiring.Component):
 
         # ---- widths ------------------------------------------------------------------
         # ky = ex_eff - 127 - E - lz in [1 - 127 - 127 - 24, 255 - 127 + 128].
-        ky_range = range(1 - _F32_BIAS - 127 - _SIG_WIDTH, 255 - _F32_BIAS + 128 + 1)
+        ky_range = range(1 - F32_BIAS - E8M0_MAX_EXP - _SIG_WIDTH, _F32_EXP_MAX - F32_BIAS - _EXP_MIN + 1)
         # Right shift of sig to the quantum: kk - man_bits + 150 - ex_eff + E. It is at least
         # 5 for every format and E >= -128 (kk >= emin); from 25 on nothing is kept or rounded up.
         # It is at most 256 + 150 - 1 + 127 = 532 (signed 12 bits with NaN/Inf garbage).
@@ -137,14 +120,14 @@ class ElementEncoder(wiring.Component):
         # >= 5) the rounded magnitude fits signed 21 bits before saturation.
 
         sig = Signal(_SIG_WIDTH)
-        ex_eff = Signal(8)
+        ex_eff = Signal(F32_EXP_BITS)
         lz = Signal(range(_SIG_WIDTH + 1))
         ky = Signal(ky_range)
         m.d.comb += [
             sig.eq(x.significand()),
             ex_eff.eq(x.effective_exponent()),
             lz.eq(leading_zeros(m, sig)),
-            ky.eq(ex_eff - _F32_BIAS - self.exp - lz),
+            ky.eq(ex_eff - F32_BIAS - self.exp - lz),
         ]
 
         # ---- per segment: quantum exponent and code base; pick the segment of ky --------
@@ -156,7 +139,7 @@ class ElementEncoder(wiring.Component):
             # later segments (higher ky_lo) override earlier ones
             with m.If(sel):
                 m.d.comb += [
-                    shift.eq(kk - s.man_bits + (_F32_BIAS + _F32_MANT) - ex_eff + self.exp),
+                    shift.eq(kk - s.man_bits + (F32_BIAS + F32_MAN_BITS) - ex_eff + self.exp),
                     base.eq((kk - s.emin) << s.man_bits),
                 ]
 
@@ -180,7 +163,7 @@ class ElementEncoder(wiring.Component):
             mag_sat.eq(Mux(mag > f.max_code, f.max_code, mag[:len(mag_sat)])),
         ]
 
-        if f.kind == "int":
+        if f.kind is FormatKind.INT:
             m.d.comb += self.code.as_value().eq(Mux(x.sign, -mag_sat, mag_sat))
         else:
             m.d.comb += self.code.as_value().eq(Cat(mag_sat, Const(0, f.bits - 1 - len(mag_sat)), x.sign))
@@ -193,7 +176,7 @@ def requant_out_layout(fmt, lanes: int) -> data.StructLayout:
     f = get_format(fmt, element_only=True)
     fields = {
         "codes": data.ArrayLayout(element_layout(f), lanes),
-        "scale": 8,
+        "scale": E8M0_BITS,
         "first": 1,
         "last": 1,
     }
@@ -202,7 +185,7 @@ def requant_out_layout(fmt, lanes: int) -> data.StructLayout:
     return data.StructLayout(fields)
 
 
-class TileRequantizer(wiring.Component):
+class TileRequantizer(MXComponent):
     """Re-quantize float32 tiles to one E8M0 scale and ``rows x cols`` element codes.
 
     A tile of ``rows x cols`` float32 values arrives row-major, ``lanes`` values a beat
@@ -215,18 +198,15 @@ class TileRequantizer(wiring.Component):
     :class:`ElementEncoder` per lane (SPEC.md 3: one RNE, saturating, -0 kept where the
     format has it; all codes 0 when the scale is NaN). A 1D block of n is the tile (1, n).
 
-    BDR formats (``mx9``/``mx6``/``mx4``): the tile is one block, ``1 x 16``; every pair's
-    microexponent is found beside the encoders and leaves in ``micro`` (module docstring).
-
     Parameters
     ----------
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
     rows, cols : int or None
-        Tile shape, each in [1, 1024], with ``rows * cols <= 65536`` (default 32 x 32; BDR
-        formats: 1 x 16, the only shape).
+        Tile shape, each in [1, ``MAX_TILE_DIM`` = 1024], with ``rows * cols <= MAX_GROUP`` (65536)
+        (default 32 x 32; BDR formats ``mx9``/``mx6``/``mx4``: 1 x 16, their block, the only shape).
     lanes : int
-        Values per beat, in both directions, in [1, min(rows * cols, 1024)], dividing
+        Values per beat, in both directions, in [1, min(rows * cols, ``MAX_LANES`` = 1024)], dividing
         ``rows * cols`` (default ``cols``; a beat may span rows). BDR: 2, 4, 8 or 16.
     stages : int, optional
         Pipeline registers of the max-exponent comparator tree, in
@@ -268,48 +248,68 @@ class TileRequantizer(wiring.Component):
     a tile starts when its scale is known, in order, at most one beat a cycle.
     """
 
-    def __init__(self, fmt, rows=None, cols=None, lanes=None, stages=None):
-        self._fmt = get_format(fmt, element_only=True, param="fmt")
-        bdr_block = self._fmt.fixed_block_size
+    def __init__(self, *, fmt, rows=None, cols=None, lanes=None, stages=None):
+        f = get_format(fmt, element_only=True, param="fmt")
+        bdr_block = f.fixed_block_size
         rows = (1 if bdr_block else 32) if rows is None else rows
         cols = (bdr_block or 32) if cols is None else cols
-        check_int(rows, "rows", 1, _DIM_MAX)
-        check_int(cols, "cols", 1, _DIM_MAX)
+        check_int("rows", rows, 1, MAX_TILE_DIM)
+        check_int("cols", cols, 1, MAX_TILE_DIM)
         if bdr_block and (rows, cols) != (1, bdr_block):
-            raise ValueError(f"rows, cols must be 1, {bdr_block} for {self._fmt.name} (a tile is one block of "
+            raise ValueError(f"rows, cols must be 1, {bdr_block} for {f.name} (a tile is one block of "
                              f"{bdr_block} along a row, SPEC.md 11), not {rows}, {cols}")
-        if bdr_block and lanes is not None and (isinstance(lanes, int) and lanes % self._fmt.microexp_group):
-            raise ValueError(f"lanes must be one of [2, 4, 8, 16] for {self._fmt.name} (whole microexponent "
+        if bdr_block and isinstance(lanes, int) and lanes % f.microexp_group:
+            raise ValueError(f"lanes must be one of [2, 4, 8, 16] for {f.name} (whole microexponent "
                              f"pairs a beat), not {lanes!r}")
-        if rows * cols > _TILE_MAX:
-            raise ValueError(f"rows * cols must be at most {_TILE_MAX}, not {rows} * {cols} = {rows * cols}")
+        if rows * cols > MAX_GROUP:
+            raise ValueError(f"rows * cols must be at most {MAX_GROUP}, not {rows} * {cols} = {rows * cols}")
         n = rows * cols
         lanes = cols if lanes is None else lanes
-        check_lanes(n, lanes, n_name="rows*cols")
+        check_divisor("lanes", lanes, n, "rows*cols", hi=MAX_LANES)
         beats = n // lanes
         if stages is None:
             stages = min(default_stages(lanes), beats - 1)
         check_stages(stages, lanes, beats - 1)
-        self._rows, self._cols, self._lanes, self._stages = rows, cols, lanes, stages
+        self._fmt, self._rows, self._cols, self._lanes, self._stages = f, rows, cols, lanes, stages
         super().__init__({
             "i": In(stream.Signature(float32_beat_layout(lanes))),
-            "o": Out(stream.Signature(requant_out_layout(self._fmt, lanes))),
-        })
-
-    fmt = property(lambda self: self._fmt, doc="ElementFormat of the codes")
-    rows = property(lambda self: self._rows)
-    cols = property(lambda self: self._cols)
-    lanes = property(lambda self: self._lanes)
-    stages = property(lambda self: self._stages, doc="max-exponent tree pipeline registers")
-    tile_size = property(lambda self: self._rows * self._cols)
-    beats_per_tile = property(lambda self: self._rows * self._cols // self._lanes)
-    latency = property(lambda self: self._stages + 3,
-                       doc="cycles from a tile's last accepted input beat to its first output beat")
+            "o": Out(stream.Signature(requant_out_layout(f, lanes))),
+        }, params={"fmt": f.name, "rows": rows, "cols": cols, "lanes": lanes, "stages": stages})
 
     @property
-    def params(self) -> dict:
-        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
-                "lanes": self._lanes, "stages": self._stages}
+    def fmt(self) -> ElementFormat:
+        """Element format of the codes."""
+        return self._fmt
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def stages(self) -> int:
+        """Pipeline registers of the max-exponent comparator tree."""
+        return self._stages
+
+    @property
+    def tile_size(self) -> int:
+        return self._rows * self._cols
+
+    @property
+    def beats_per_tile(self) -> int:
+        return self._rows * self._cols // self._lanes
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a tile's last accepted input beat to its first output beat: ``stages + 3``."""
+        return self._stages + 3
 
     @property
     def module_name(self) -> str:
@@ -325,7 +325,7 @@ class TileRequantizer(wiring.Component):
         wp = mem.write_port()
         rp = mem.read_port(transparent_for=())
 
-        mx = BlockMaxExponent(self.tile_size, lanes, self._stages)
+        mx = BlockMaxExponent(n=self.tile_size, lanes=lanes, stages=self._stages)
         m.submodules.maxexp = mx
 
         # ---- write side ------------------------------------------------------------------
@@ -360,10 +360,10 @@ class TileRequantizer(wiring.Component):
         # ---- scales: one max-exponent result per tile, in bank order -------------------------
         s_bank = Signal(name="s_bank")
         full = [Signal(name=f"full{b}") for b in range(2)]          # scale known, not read out
-        scale = [Signal(8, name=f"scale{b}") for b in range(2)]
+        scale = [Signal(E8M0, name=f"scale{b}") for b in range(2)]
         res = mx.o.payload
-        new_scale = Signal(8)
-        m.d.comb += new_scale.eq(Mux(res.any_nan_inf, _NAN_SCALE,
+        new_scale = Signal(E8M0)
+        m.d.comb += new_scale.eq(Mux(res.any_nan_inf, E8M0_NAN,
                                      Mux(res.max_exp > f.emax_elem, res.max_exp - f.emax_elem, 0)))
         with m.If(mx.o.valid):
             m.d.sync += s_bank.eq(~s_bank)
@@ -375,10 +375,10 @@ class TileRequantizer(wiring.Component):
         full_r = Mux(r_bank, full[1], full[0])
         bypass = mx.o.valid & (s_bank == r_bank)     # the scale arrives this cycle
         ready_r = Signal()
-        scale_r = Signal(8)
+        scale_r = Signal(E8M0)
         m.d.comb += [
             ready_r.eq(full_r | bypass),
-            scale_r.eq(Mux(full_r, Mux(r_bank, scale[1], scale[0]), new_scale)),
+            scale_r.eq(Mux(full_r, Mux(r_bank, scale[1].as_value(), scale[0].as_value()), new_scale.as_value())),
         ]
 
         en = Signal()          # the read pipeline advances
@@ -391,7 +391,7 @@ class TileRequantizer(wiring.Component):
         ]
 
         s1_valid = Signal()
-        s1_scale = Signal(8)
+        s1_scale = Signal(E8M0)
         s1_first = Signal()
         s1_last = Signal()
         with m.If(en):
@@ -407,24 +407,26 @@ class TileRequantizer(wiring.Component):
             with m.Else():
                 m.d.sync += r_idx.eq(r_idx + 1)
 
-        s1_nan = s1_scale == _NAN_SCALE
+        s1_nan = s1_scale.is_nan()
         # BDR: a pair's microexponent is 1 when both |v| < 2^E, compared as float32 bit
         # patterns (2^E has exponent field E + 127 = the scale byte; 2^-127 is 0x00400000)
         micro = []
         if f.microexp_group:
-            pow_e = Signal(31)
-            m.d.comb += pow_e.eq(Mux(s1_scale == 0, 1 << (_F32_MANT - 1), s1_scale << _F32_MANT))
+            pow_e = Signal(F32_EXP_BITS + F32_MAN_BITS)
+            m.d.comb += pow_e.eq(Mux(s1_scale.biased == 0, 1 << (F32_MAN_BITS - 1),
+                                     s1_scale.biased << F32_MAN_BITS))
             for k in range(0, lanes, f.microexp_group):
                 tau = Signal(name=f"tau{k // f.microexp_group}")
-                below = [rp.data[k + j].as_value()[:31] < pow_e for j in range(f.microexp_group)]
+                below = [rp.data[k + j].as_value()[:F32_EXP_BITS + F32_MAN_BITS] < pow_e
+                         for j in range(f.microexp_group)]
                 m.d.comb += tau.eq(_all(below) & ~s1_nan)
                 micro.append(tau)
         codes = []
         for k in range(lanes):
-            enc = ElementEncoder(f)
+            enc = ElementEncoder(fmt=f)
             m.submodules[f"enc{k}"] = enc
-            exp = s1_scale - _SCALE_BIAS
-            if micro:
+            exp = s1_scale.exponent()
+            if micro:                       # BDR: the element grid of its pair, at E - tau
                 exp = exp - micro[k // f.microexp_group]
             m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(exp)]
             codes.append(Mux(s1_nan, 0, enc.code.as_value()))

@@ -1,19 +1,19 @@
 """Output-stationary systolic array of MX (or BF16) processing elements."""
 
 from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
+from mxsf.golden.constants import E8M0_BITS
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.params import MAX_ARRAY_DIM, MAX_BLOCK_SIZE, check_divisor, check_int
 
-from .bf16_pe import BF16ProcessingElement, BFloat16
-from .formats import check_int
-from .pe import MXProcessingElement, _check_bdr_shape
+from .base import MXComponent
+from .bf16_pe import MAX_BF16_LANES, BF16ProcessingElement
+from .layouts import BFloat16, Float32
+from .pe import MXProcessingElement, check_bdr_shape
 
 __all__ = ["SystolicArray", "array_beat_layout", "array_row_layout", "check_array_params"]
-
-MAX_DIM = 64
-"""Largest ``rows``/``cols`` accepted."""
 
 
 def _elem_shape(f: ElementFormat):
@@ -34,8 +34,8 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     fields = {"a": data.ArrayLayout(data.ArrayLayout(e, lanes), rows),
               "b": data.ArrayLayout(data.ArrayLayout(e, lanes), cols)}
     if f.is_element:
-        fields["scale_a"] = data.ArrayLayout(8, rows)
-        fields["scale_b"] = data.ArrayLayout(8, cols)
+        fields["scale_a"] = data.ArrayLayout(E8M0_BITS, rows)
+        fields["scale_b"] = data.ArrayLayout(E8M0_BITS, cols)
     if f.microexp_group:
         micro = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
         fields["micro_a"] = data.ArrayLayout(micro, rows)
@@ -48,7 +48,7 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
 def array_row_layout(rows: int, cols: int) -> data.StructLayout:
     """One output beat: row ``row`` of a result tile (``cols`` float32), with tile framing."""
     return data.StructLayout({
-        "c": data.ArrayLayout(32, cols),
+        "c": data.ArrayLayout(Float32, cols),
         "row": range(max(rows, 2)),
         "first": 1,   # row == 0
         "last": 1,    # row == rows - 1
@@ -58,25 +58,20 @@ def array_row_layout(rows: int, cols: int) -> data.StructLayout:
 def check_array_params(fmt, rows, cols, block_size, lanes):
     """Shared constructor checks of the array and the GEMM; returns ``(format, lanes)``."""
     f = get_format(fmt, param="fmt")
-    check_int(rows, "rows", 1, MAX_DIM)
-    check_int(cols, "cols", 1, MAX_DIM)
-    if block_size is None:
-        block_size = f.default_block_size if f.is_element else 32
-    check_int(block_size, "block_size", 1, 1024)
+    check_int("rows", rows, 1, MAX_ARRAY_DIM)
+    check_int("cols", cols, 1, MAX_ARRAY_DIM)
+    check_int("block_size", block_size, 1, MAX_BLOCK_SIZE)
     if lanes is None:
         lanes = block_size
-    if not f.is_element:
-        check_int(lanes, "lanes", 1, 64)
-    elif f.microexp_group:
-        _check_bdr_shape(f, block_size, lanes)
+    if f.microexp_group:
+        check_bdr_shape(f, block_size, lanes)
         if lanes > block_size:
             raise ValueError(f"lanes must be one of {[d for d in (2, 4, 8, 16) if d <= block_size]} for a "
                              f"{f.name} array (a PE of the array reads a block in whole beats), not {lanes!r}")
+    elif f.is_element:
+        check_divisor("lanes", lanes, block_size, "block_size")
     else:
-        check_int(lanes, "lanes", 1, block_size)
-        if block_size % lanes:
-            divisors = [d for d in range(1, block_size + 1) if block_size % d == 0]
-            raise ValueError(f"lanes must divide block_size={block_size} (one of {divisors}), not {lanes!r}")
+        check_int("lanes", lanes, 1, MAX_BF16_LANES)
     return f, lanes
 
 
@@ -90,7 +85,7 @@ def _delay(m, value, shape, cycles: int, name: str):
     return value
 
 
-class SystolicArray(wiring.Component):
+class SystolicArray(MXComponent):
     """Output-stationary ``rows x cols`` grid of processing elements.
 
     PE ``(i, j)`` computes ``C[i][j]`` of a tile ``C = A @ B`` (A: ``rows x K``,
@@ -122,14 +117,14 @@ class SystolicArray(wiring.Component):
     fmt : str
         MX element format (or OCP alias), or ``"bf16"``.
     rows, cols : int
-        Array size, each in [1, 64].
+        Array size, each in [1, ``MAX_ARRAY_DIM`` = 64].
     block_size : int or None
-        Elements per K-block sharing one scale, in [1, 1024] (MX formats; default the
-        format's: 32, or 16 for ``mx9``/``mx6``/``mx4``, which accept only 16).
+        Elements per K-block sharing one scale, in [1, ``MAX_BLOCK_SIZE`` = 1024] (MX formats;
+        default the format's: 32, or 16 for ``mx9``/``mx6``/``mx4``, which accept only 16).
     lanes : int
         K-elements per beat per row/column (default ``block_size``); a divisor of
-        ``block_size`` for MX formats (BDR: 2, 4, 8 or 16, whole microexponent pairs),
-        in [1, 64] for bf16. A BDR beat also carries ``micro_a``/``micro_b``.
+        ``block_size`` for MX formats (BDR: 2, 4, 8 or 16, whole microexponent pairs; a
+        BDR beat also carries ``micro_a``/``micro_b``), in [1, ``MAX_BF16_LANES`` = 64] for bf16.
 
     Members
     -------
@@ -139,7 +134,7 @@ class SystolicArray(wiring.Component):
         since the previous accepted ``last`` (it depends on ``payload.last``, never on
         ``valid``). ``valid`` may drop between any beats.
     o : Out(stream.Signature(array_row_layout(rows, cols), always_ready=True))
-        Result rows: ``c[j]`` float32 bits of ``C[row][j]``; ``first``/``last`` mark
+        Result rows: ``c[j]`` the :class:`~mxsf.hw.layouts.Float32` ``C[row][j]``; ``first``/``last`` mark
         rows 0 and ``rows - 1``. A tile gives ``rows`` beats on consecutive cycles.
         No back-pressure: the consumer must take every beat.
 
@@ -157,31 +152,53 @@ class SystolicArray(wiring.Component):
     tile to its row 0 (input register, skew ``i + j`` and PE pipeline cancel against
     the deskew to ``1 + pe_latency + i + cols`` for row ``i``); row ``i`` leaves at
     ``latency + i``, the whole tile is out ``latency + rows - 1`` cycles after its
-    ``last`` beat (``drain_cycles == rows`` output beats). ``pe_latency`` is 3 (MX) or
-    2 (bf16). Throughput: one beat a cycle, i.e. ``rows * cols * lanes`` MACs a cycle,
+    ``last`` beat (``drain_cycles == rows`` output beats). ``pe_latency`` is the
+    ``latency`` of the PE (3 for :class:`~mxsf.hw.pe.MXProcessingElement`, 2 for
+    :class:`~mxsf.hw.bf16_pe.BF16ProcessingElement`). Throughput: one beat a cycle, i.e. ``rows * cols * lanes`` MACs a cycle,
     as long as a tile has at least ``rows`` beats (K >= ``rows * lanes``).
     """
 
-    def __init__(self, fmt, rows: int, cols: int, block_size: int | None = None, lanes=None):
+    def __init__(self, *, fmt, rows, cols, block_size=None, lanes=None):
+        if block_size is None:
+            fb = get_format(fmt, param="fmt")
+            block_size = fb.default_block_size if fb.is_element else 32
         f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
-        block_size = block_size or (f.default_block_size if f.is_element else 32)
         self._fmt, self._rows, self._cols = f, rows, cols
         self._block_size, self._lanes = block_size, lanes
         self._bf16 = not f.is_element
+        # One PE, built only to be inspected (latency); elaborate() makes the grid's own.
+        self._pe_probe = self._make_pe(probe=True)
         super().__init__({
             "i": In(stream.Signature(array_beat_layout(f, rows, cols, lanes))),
             "o": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),
-        })
+        }, params={"fmt": f.name, "rows": rows, "cols": cols, "block_size": block_size,
+                   "lanes": lanes})
 
-    fmt = property(lambda self: self._fmt, doc="ElementFormat of A and B (bf16 for the baseline)")
-    rows = property(lambda self: self._rows)
-    cols = property(lambda self: self._cols)
-    block_size = property(lambda self: self._block_size)
-    lanes = property(lambda self: self._lanes)
+    @property
+    def fmt(self) -> ElementFormat:
+        """Element format of A and B (bf16 for the baseline)."""
+        return self._fmt
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
 
     @property
     def pe_latency(self) -> int:
-        return BF16ProcessingElement.LATENCY if self._bf16 else MXProcessingElement.LATENCY
+        """``latency`` of one PE."""
+        return self._pe_probe.latency
 
     @property
     def latency(self) -> int:
@@ -203,20 +220,18 @@ class SystolicArray(wiring.Component):
         return self._rows * self._cols * self._lanes
 
     @property
-    def params(self) -> dict:
-        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
-                "block_size": self._block_size, "lanes": self._lanes}
-
-    @property
     def module_name(self) -> str:
         if self._bf16:
             return f"systolic_bf16_{self._rows}x{self._cols}_l{self._lanes}"
         return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}"
 
-    def _make_pe(self):
+    def _make_pe(self, probe=False):
         if self._bf16:
-            return BF16ProcessingElement(lanes=self._lanes)
-        return MXProcessingElement(self._fmt, block_size=self._block_size, lanes=self._lanes)
+            cls, params = BF16ProcessingElement, {"lanes": self._lanes}
+        else:
+            cls, params = MXProcessingElement, {"fmt": self._fmt, "block_size": self._block_size,
+                                                "lanes": self._lanes}
+        return cls.probe(**params) if probe else cls(**params)
 
     def elaborate(self, platform):
         m = Module()
@@ -229,8 +244,8 @@ class SystolicArray(wiring.Component):
         a_fields = {"valid": 1, "first": 1, "last": 1, "a": data.ArrayLayout(elem, lanes)}
         b_fields = {"b": data.ArrayLayout(elem, lanes)}
         if mx:
-            a_fields["scale_a"] = 8
-            b_fields["scale_b"] = 8
+            a_fields["scale_a"] = E8M0_BITS
+            b_fields["scale_b"] = E8M0_BITS
         bdr = bool(mx and self._fmt.microexp_group)
         if bdr:                             # the pair microexponents travel with the codes
             micro = data.ArrayLayout(self._fmt.microexp_bits, lanes // self._fmt.microexp_group)
@@ -310,8 +325,8 @@ class SystolicArray(wiring.Component):
         for j in range(cols):
             merged = 0
             for i in range(rows):
-                merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload, 0)
-            out_c.append(_delay(m, merged, 32, cols - j, f"col{j}_d"))
+                merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload.as_value(), 0)
+            out_c.append(_delay(m, merged, Float32, cols - j, f"col{j}_d"))
         last_col = [pes[i][cols - 1].o.valid for i in range(rows)]
         row_idx = 0
         for i in range(1, rows):

@@ -1,27 +1,17 @@
 """On-chip buffer of a tile-quantized MX operand, read as stored or transposed."""
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.formats import get_format
+from mxsf.golden.constants import E8M0_BITS
+from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.params import MAX_BLOCK_SIZE, MAX_MATRIX_DIM, check_int, check_power_of_two
 
-from .formats import check_int
+from .base import MXComponent
 
-__all__ = ["TileBuffer", "tile_read_layout", "check_power_of_two"]
-
-MAX_DIM = 1 << 14
-"""Largest stored matrix dimension (elements)."""
-
-
-def check_power_of_two(value, name: str, lo: int, hi: int) -> int:
-    """Constructor check: ``value`` must be a power of two in ``[lo, hi]``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not lo <= value <= hi or value & (value - 1):
-        raise ValueError(f"{name} must be a power of two in [{lo}, {hi}], not {value!r}")
-    return value
+__all__ = ["TileBuffer", "tile_read_layout"]
 
 
 def tile_read_layout(fmt, vecs: int, lanes: int) -> data.StructLayout:
@@ -29,7 +19,7 @@ def tile_read_layout(fmt, vecs: int, lanes: int) -> data.StructLayout:
     f = get_format(fmt, element_only=True)
     return data.StructLayout({
         "codes": data.ArrayLayout(data.ArrayLayout(f.bits, lanes), vecs),
-        "scale": data.ArrayLayout(8, vecs),
+        "scale": data.ArrayLayout(E8M0_BITS, vecs),
         "first": 1,
         "last": 1,
     })
@@ -39,7 +29,7 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
-class TileBuffer(wiring.Component):
+class TileBuffer(MXComponent):
     """Memory holding one ``rows x cols`` MX matrix ``S`` quantized in ``block_size`` tiles,
     streamed to an array as ``S`` or as ``S.T`` from the same codes and scales.
 
@@ -62,10 +52,10 @@ class TileBuffer(wiring.Component):
     fmt : str
         MX element format (not bf16).
     rows, cols : int
-        Stored matrix size, multiples of ``block_size``, at most 16384.
+        Stored matrix size, multiples of ``block_size``, at most ``MAX_MATRIX_DIM`` = 16384.
     block_size : int
         Tile size (``block_size x block_size`` elements share one scale); a power of
-        two in [1, 1024].
+        two in [1, ``MAX_BLOCK_SIZE`` = 1024].
     lanes : int
         K-elements per vector per beat; a power of two dividing ``block_size``
         (default ``block_size``).
@@ -107,15 +97,15 @@ class TileBuffer(wiring.Component):
     taken in that cycle.
     """
 
-    def __init__(self, fmt, rows: int, cols: int, block_size: int = 32, lanes=None, vecs=None):
+    def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None, vecs=None):
         self._fmt = get_format(fmt, element_only=True, param="fmt")
-        check_power_of_two(block_size, "block_size", 1, 1024)
+        check_power_of_two("block_size", block_size, 1, MAX_BLOCK_SIZE)
         lanes = block_size if lanes is None else lanes
-        check_power_of_two(lanes, "lanes", 1, block_size)
+        check_power_of_two("lanes", lanes, 1, block_size)
         vecs = lanes if vecs is None else vecs
-        check_power_of_two(vecs, "vecs", 1, block_size)
+        check_power_of_two("vecs", vecs, 1, block_size)
         for name, v in (("rows", rows), ("cols", cols)):
-            check_int(v, name, 1, MAX_DIM)
+            check_int(name, v, 1, MAX_MATRIX_DIM)
             if v % block_size:
                 raise ValueError(f"{name} must be a multiple of block_size={block_size}, not {v!r}")
         self._rows, self._cols, self._block_size = rows, cols, block_size
@@ -129,20 +119,46 @@ class TileBuffer(wiring.Component):
             "w_scale": In(stream.Signature(data.StructLayout({
                 "tile_row": range(max(rows // block_size, 2)),
                 "tile_col": range(max(cols // block_size, 2)),
-                "scale": 8}), always_ready=True)),
+                "scale": E8M0_BITS}), always_ready=True)),
             "cmd": In(stream.Signature(data.StructLayout({
                 "transpose": 1, "group": range(max(rows // vecs, cols // vecs, 2))}))),
             "o": Out(stream.Signature(tile_read_layout(self._fmt, vecs, lanes))),
-        })
+        }, params={"fmt": self._fmt.name, "rows": rows, "cols": cols, "block_size": block_size,
+                   "lanes": lanes, "vecs": vecs})
 
-    fmt = property(lambda self: self._fmt)
-    rows = property(lambda self: self._rows)
-    cols = property(lambda self: self._cols)
-    block_size = property(lambda self: self._block_size)
-    lanes = property(lambda self: self._lanes)
-    vecs = property(lambda self: self._vecs)
-    word_size = property(lambda self: self._m, doc="side of the square of codes in one memory word")
-    latency = property(lambda self: 2, doc="cycles from a taken command to its first beat")
+    @property
+    def fmt(self) -> ElementFormat:
+        return self._fmt
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def vecs(self) -> int:
+        return self._vecs
+
+    @property
+    def word_size(self) -> int:
+        """Side of the square of codes in one memory word."""
+        return self._m
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a taken command to its first beat (address | memory read)."""
+        return 2
 
     def groups(self, transpose: bool) -> int:
         """Number of vector groups of ``op(S)``."""
@@ -151,11 +167,6 @@ class TileBuffer(wiring.Component):
     def beats(self, transpose: bool) -> int:
         """Beats of one read command."""
         return (self._rows if transpose else self._cols) // self._lanes
-
-    @property
-    def params(self) -> dict:
-        return {"fmt": self._fmt.name, "rows": self._rows, "cols": self._cols,
-                "block_size": self._block_size, "lanes": self._lanes, "vecs": self._vecs}
 
     @property
     def module_name(self) -> str:
@@ -178,7 +189,7 @@ class TileBuffer(wiring.Component):
 
         word = data.ArrayLayout(data.ArrayLayout(f.bits, m), m)
         mod.submodules.codes = codes = Memory(shape=word, depth=(rows // m) * words_per_row, init=[])
-        mod.submodules.scales = scales = Memory(shape=8, depth=(rows // bs) * tiles_per_row, init=[])
+        mod.submodules.scales = scales = Memory(shape=E8M0_BITS, depth=(rows // bs) * tiles_per_row, init=[])
 
         # ---- writes ------------------------------------------------------------------------
         cw = codes.write_port(granularity=1)

@@ -1,7 +1,10 @@
 """mxsf: generator of synthesizable hardware for microscaling (MX) number formats.
 
-Subpackages: :mod:`mxsf.golden` (bit-exact NumPy model), :mod:`mxsf.hw` (Amaranth
-components), :mod:`mxsf.sim` (cocotb harness), :mod:`mxsf.synth` (Yosys flow).
+Layers, each a top-level folder of the repository (docs/ARCHITECTURE.md): :mod:`mxsf.golden`
+(the SPEC model, NumPy only), :mod:`mxsf.hw` (Amaranth components), :mod:`mxsf.gen`
+(design registry, parameters, Verilog), :mod:`mxsf.sim` (cocotb harness and testbenches),
+:mod:`mxsf.synth` (synthesis flow and reports), :mod:`mxsf.studies` (accuracy study,
+training demo), :mod:`mxsf.cli` (the ``mxsf`` command).
 """
 
 __version__ = "0.1.0"

@@ -1,21 +1,27 @@
-"""mxsf.sim"""
+"""mxsf.sim: the cocotb harness, the testbenches of every block, and their stimulus.
+
+Host side: :mod:`mxsf.sim.run` (simulator builds cached by Verilog hash, cocotb runs),
+:mod:`mxsf.sim.regression` (a design's regression with progress lines, for ``mxsf test``).
+Simulator side: :mod:`mxsf.sim.cocotb_lib` (drivers, monitors, per-cycle scoreboard) and
+the testbench modules in :mod:`mxsf.sim.tests`. Designs and their Verilog come from
+:mod:`mxsf.gen`.
+"""
 
 # Host-side API, imported lazily so that cocotb test modules running inside the
 # simulator (which import mxsf.sim.cocotb_lib) do not load Amaranth and the runner.
 import importlib as _importlib
 
 __all__ = [
-    "BuiltDesign", "Port", "build_verilog",
     "SIMULATORS", "SimulatorUnavailable", "BuildError", "RunResult", "TestCaseResult",
     "available_simulators", "build_simulator", "run_cocotb",
-    "RegressionTest", "run_regression",
+    "TESTBENCHES", "RegressionTest", "design_regression", "run_regression",
 ]
 
 _SOURCES = {
-    "BuiltDesign": "design", "Port": "design", "build_verilog": "build",
     "SIMULATORS": "run", "SimulatorUnavailable": "run", "BuildError": "run", "RunResult": "run",
     "TestCaseResult": "run", "available_simulators": "run", "build_simulator": "run",
-    "run_cocotb": "run", "RegressionTest": "regression", "run_regression": "regression",
+    "run_cocotb": "run", "TESTBENCHES": "regression", "RegressionTest": "regression",
+    "design_regression": "regression", "run_regression": "regression",
 }
 
 

@@ -33,7 +33,9 @@ from cocotb.simtime import get_sim_time
 from cocotb.task import Task
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from .design import CONFIG_ENV, DESIGN_ENV, WAVES_ENV, BuiltDesign
+from mxsf.gen.built import BuiltDesign
+
+from .env import CONFIG_ENV, DESIGN_ENV, WAVES_ENV
 
 __all__ = [
     "Transaction", "Model", "InputCycle", "StreamTrace",

@@ -9,11 +9,21 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 from amaranth.lib import wiring
 
-from .build import build_verilog
+from mxsf.gen.verilog import build_verilog
 from .run import (SIMULATORS, BuildError, RunResult, Simulator, SimulatorUnavailable,
                   rerun_failures_with_waves, run_cocotb)
 
-__all__ = ["RegressionTest", "run_regression"]
+__all__ = ["TESTBENCHES", "RegressionTest", "design_regression", "run_regression"]
+
+TESTBENCHES = {
+    "pe": "mxsf.sim.tests.pe_tests",
+    "bf16-pe": "mxsf.sim.tests.bf16_pe_tests",
+    "maxexp": "mxsf.sim.tests.maxexp_tests",
+    "requantizer": "mxsf.sim.tests.requant_tests",
+    "array": "mxsf.sim.tests.systolic_tests",
+    "gemm": "mxsf.sim.tests.gemm_tests",
+}
+"""The cocotb testbench module of every registry design (:data:`mxsf.gen.registry.DESIGNS`)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,14 @@ class RegressionTest:
     testcase: str | Sequence[str] | None = None
     config: Mapping[str, Any] | None = None
     top: str | None = None
+
+
+def design_regression(design, *, config: Mapping[str, Any] | None = None,
+                      testcase: str | Sequence[str] | None = None) -> RegressionTest:
+    """The regression of a resolved :class:`~mxsf.gen.design.Design` (its registry testbench)."""
+    return RegressionTest(name=design.name, component=design.component_class,
+                          test_module=TESTBENCHES[design.name], params=design.params,
+                          testcase=testcase, config=config, top=design.top)
 
 
 def _indent(text: str, prefix: str = "    ") -> str:

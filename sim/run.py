@@ -1,4 +1,4 @@
-"""Run cocotb test modules on a :class:`~mxsf.sim.design.BuiltDesign` with Verilator or Icarus.
+"""Run cocotb test modules on a :class:`~mxsf.gen.built.BuiltDesign` with Verilator or Icarus.
 
 Layout under the design folder ``<root>/<top>-<hash>/``::
 
@@ -34,8 +34,10 @@ from typing import Any, Iterator, Literal, Mapping, Sequence
 import cocotb
 from cocotb_tools.runner import Runner, get_runner
 
-from .build import write_if_changed
-from .design import CONFIG_ENV, DESIGN_ENV, WAVES_ENV, BuiltDesign
+from mxsf.gen.files import write_if_changed
+from mxsf.gen.built import BuiltDesign
+
+from .env import CONFIG_ENV, DESIGN_ENV, WAVES_ENV
 
 __all__ = [
     "SIMULATORS", "Simulator", "SimulatorUnavailable", "BuildError",
@@ -513,7 +515,7 @@ def run_cocotb(design: BuiltDesign, test_module: str | os.PathLike[str], *,
     Parameters
     ----------
     design : BuiltDesign
-        From :func:`mxsf.sim.build.build_verilog`.
+        From :func:`mxsf.gen.verilog.build_verilog`.
     test_module : str or path
         Dotted module name importable here (``"mxsf.sim.tests.example_tests"``) or the
         path of a ``.py`` file (its folder is put on the simulator's ``PYTHONPATH``).

@@ -5,7 +5,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from mxsf.hw.formats import check_int
+from mxsf.golden.params import check_int
 from mxsf.hw.fp32 import Float32Adder
 
 __all__ = ["Float32AdderLanes"]
@@ -29,7 +29,7 @@ class Float32AdderLanes(wiring.Component):
     latency = 2
 
     def __init__(self, lanes=16):
-        self._lanes = check_int(lanes, "lanes", 1, 256)
+        self._lanes = check_int("lanes", lanes, 1, 256)
         pair = data.StructLayout({"a": 32, "b": 32})
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(pair, lanes), always_ready=True)),

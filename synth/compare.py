@@ -2,8 +2,8 @@
 
 Two layers:
 
-- :func:`make_job` / :func:`run_jobs` turn a design of :mod:`mxsf.hw.registry` and its
-  constructor parameters into Verilog (:func:`mxsf.sim.build.build_verilog`) and a
+- :func:`make_job` / :func:`run_jobs` turn a design of :mod:`mxsf.gen.registry` and its
+  constructor parameters into Verilog (:func:`mxsf.gen.verilog.build_verilog`) and a
   :class:`~mxsf.synth.flow.SynthReport`, several at a time in worker processes.
   Everything lives under one synthesis folder (default ``build/synth``)::
 
@@ -48,6 +48,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TextIO
 
+from mxsf.gen.files import atomic_write
+
 from .flow import SynthReport, _flow_key, default_out_dir, synthesize
 
 __all__ = [
@@ -70,7 +72,6 @@ __all__ = [
     "parse_designs",
     "parse_formats",
     "plan_compare",
-    "required_params",
     "run_compare",
     "run_job",
     "run_jobs",
@@ -160,51 +161,25 @@ def format_params(params: Mapping[str, Any], *, skip: Iterable[str] = ("fmt",)) 
     return " ".join(f"{k}={v}" for k, v in params.items() if k not in skip)
 
 
-def _fallback_top(design: str, params: Mapping[str, Any]) -> str:
-    """Module name for components without ``module_name``: design and parameters."""
-    parts = [design] + [f"{k}{v}" for k, v in params.items()]
-    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts))
+def make_job(design, params: Mapping[str, Any] | None = None) -> SynthJob:
+    """Describe the synthesis job of a design.
 
-
-def make_job(design: str, params: Mapping[str, Any]) -> SynthJob:
-    """Check ``params`` against the design's constructor and describe the job.
-
-    The component is instantiated once (cheap: no elaboration) so that every
-    parameter error shows up before any Verilog is built.
+    ``design`` is a resolved :class:`~mxsf.gen.design.Design`, or a design name with its
+    ``params``, resolved here by :func:`mxsf.gen.design.resolve_design` (the one place
+    design parameters are checked), so every parameter error shows up before any
+    Verilog is built.
 
     Raises
     ------
     ValueError
-        Unknown or unavailable design, a missing required parameter, or a parameter
-        the component rejects (its own message; TypeErrors are reported as ValueError
-        since command-line values can only be wrong in value).
+        Unknown design, a parameter it does not take, a missing required parameter, or a
+        value the component rejects (its own message).
     """
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.design import Design, resolve_design
 
-    spec = get_design_spec(design)
-    params = dict(params)
-    unknown = [k for k in params if k not in spec.params]
-    if unknown:
-        raise ValueError(f"design {design!r} takes no parameter {unknown[0]!r} "
-                         f"(its parameters: {', '.join(spec.params) or 'none'})")
-    missing = [name for name in required_params(spec) if name not in params]
-    if missing:
-        raise ValueError(f"design {design!r} needs parameter {missing[0]!r}")
-    try:
-        component = spec.instantiate(**params)
-    except TypeError as error:
-        raise ValueError(str(error)) from None
-    component._MustUse__used = True  # only inspected here; run_job builds its own copy
-    canonical = getattr(component, "params", None)
-    if isinstance(canonical, Mapping):
-        params = dict(canonical)
-    top = getattr(component, "module_name", None) or _fallback_top(design, params)
-    return SynthJob(design=design, params=params, top=str(top), macs=int(spec.macs(component)))
-
-
-def required_params(spec) -> list[str]:
-    """Constructor parameters of ``spec`` without a default value."""
-    return spec.required_params
+    if not isinstance(design, Design):
+        design = resolve_design(design, dict(params or {}))
+    return SynthJob(design=design.name, params=dict(design.all_params), top=design.top, macs=design.macs)
 
 
 @lru_cache(maxsize=None)
@@ -213,7 +188,7 @@ def _source_digest() -> str:
     import amaranth
 
     h = hashlib.sha256(f"amaranth={getattr(amaranth, '__version__', '?')}".encode())
-    for package in ("mxsf.hw", "mxsf.golden", "mxsf.sim.build"):
+    for package in ("mxsf.hw", "mxsf.golden", "mxsf.gen"):
         module = importlib.import_module(package)
         root = Path(module.__file__)
         files = sorted(root.parent.glob("*.py")) if root.name == "__init__.py" else [root]
@@ -223,7 +198,7 @@ def _source_digest() -> str:
 
 
 def _index_path(job: SynthJob, synth_dir: Path) -> Path:
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
 
     target = get_design_spec(job.design).target
     text = "\0".join([str(_INDEX_FORMAT), job.design, target, job.key[1], job.top,
@@ -248,13 +223,6 @@ def _lookup(job: SynthJob, synth_dir: Path) -> SynthResult | None:
     return SynthResult(job=job, report=report, verilog_path=str(verilog))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def run_job(job: SynthJob, synth_dir: str | os.PathLike[str], cache: bool = True) -> SynthResult:
     """Build the Verilog of ``job`` and synthesise it (runs in worker processes).
 
@@ -263,14 +231,14 @@ def run_job(job: SynthJob, synth_dir: str | os.PathLike[str], cache: bool = True
     SynthError
         If Yosys fails.
     """
-    from mxsf.hw.registry import get_design_spec
-    from mxsf.sim.build import build_verilog
+    from mxsf.gen.registry import get_design_spec
+    from mxsf.gen.verilog import build_verilog
 
     synth_dir = Path(synth_dir)
     spec = get_design_spec(job.design)
     built = build_verilog(spec.component_class, job.params, name=job.top, root=synth_dir / "rtl")
     report = synthesize(built.verilog_path, job.top, out_dir=synth_dir, cache=cache)
-    _write_atomic(_index_path(job, synth_dir), json.dumps({
+    atomic_write(_index_path(job, synth_dir), json.dumps({
         "design": job.design, "params": job.params, "top": job.top,
         "verilog_path": str(built.verilog_path), "verilog_hash": report.verilog_hash,
     }, indent=1) + "\n")
@@ -360,7 +328,7 @@ def run_jobs(jobs: Sequence[SynthJob], *, synth_dir: str | os.PathLike[str] | No
 
 def parse_designs(text: str) -> list[str]:
     """Comma-separated registry names, checked, duplicates dropped."""
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
 
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     if not names:
@@ -443,7 +411,7 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
         Bad names or parameters (before anything is built), ``arrays`` given without a
         design that takes rows and cols.
     """
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
 
     specs = [get_design_spec(name) for name in designs]
     if arrays is not None and not any({"rows", "cols"} <= set(s.params) for s in specs):
@@ -488,14 +456,11 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
 # --------------------------------------------------------------------------- compare: rows
 
 
-def load_accuracy() -> Callable[[str], Mapping[str, float]] | None:
-    """``mxsf.studies.accuracy.default_sqnr`` if that module exists, else None."""
-    try:
-        module = importlib.import_module("mxsf.studies.accuracy")
-    except ImportError:
-        return None
-    fn = getattr(module, "default_sqnr", None)
-    return fn if callable(fn) else None
+def load_accuracy() -> Callable[[str], Mapping[str, float]]:
+    """The accuracy columns' source: :func:`mxsf.studies.accuracy.default_sqnr`."""
+    from mxsf.studies.accuracy import default_sqnr
+
+    return default_sqnr
 
 
 def _ratio(value: float | None, ref: float | None) -> float | None:

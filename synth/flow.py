@@ -42,11 +42,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from mxsf.gen.files import atomic_write
 
 from .liberty import CELLS, LIBERTY_NAME, LIBERTY_PATH, cell_area_ge, flop_cell_names
 from .timing import TimingError, analyze_netlist
@@ -281,12 +283,6 @@ def _script(top: str, delay_target_ps: int | None) -> str:
     ])
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _first_error(log_text: str) -> str:
     for line in log_text.splitlines():
         if "ERROR:" in line:
@@ -434,8 +430,8 @@ def synthesize(verilog_path: str | os.PathLike[str], top: str, *,
     finally:
         shutil.rmtree(run, ignore_errors=True)
 
-    _write_atomic(work / _REPORT_MD, format_report_markdown(report))
-    _write_atomic(report_path, json.dumps(report.to_json(), indent=2) + "\n")
+    atomic_write(work / _REPORT_MD, format_report_markdown(report))
+    atomic_write(report_path, json.dumps(report.to_json(), indent=2) + "\n")
     return report
 
 
@@ -591,37 +587,3 @@ def format_report_markdown(report: SynthReport) -> str:
     if report.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report.warnings]
     return "\n".join(lines) + "\n"
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    """Command line of ``python -m mxsf.synth``."""
-    import argparse
-
-    from . import liberty
-
-    parser = argparse.ArgumentParser(prog="python -m mxsf.synth",
-                                     description="Synthesise a Verilog design onto the "
-                                                 "mxsf generic library and print the report.")
-    parser.add_argument("verilog", nargs="?", help="Verilog source file")
-    parser.add_argument("top", nargs="?", help="top module")
-    parser.add_argument("--out-dir", default=None, help="work folder parent (default build/synth)")
-    parser.add_argument("--no-cache", action="store_true", help="always rerun Yosys")
-    parser.add_argument("--delay-target", type=int, default=None, metavar="PS",
-                        help="ABC delay target in ps (abc -D)")
-    parser.add_argument("--write-liberty", action="store_true",
-                        help=f"regenerate {LIBERTY_PATH.name} from the cell table and exit")
-    parser.add_argument("--check-liberty", action="store_true",
-                        help=f"exit 1 if {LIBERTY_PATH.name} differs from the cell table")
-    args = parser.parse_args(argv)
-    if args.write_liberty or args.check_liberty:
-        return liberty.main(check=args.check_liberty)
-    if args.verilog is None or args.top is None:
-        parser.error("VERILOG and TOP are required")
-    try:
-        report = synthesize(args.verilog, args.top, out_dir=args.out_dir,
-                            cache=not args.no_cache, delay_target_ps=args.delay_target)
-    except (SynthError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    sys.stdout.write(format_report_markdown(report))
-    return 0

@@ -7,8 +7,8 @@ from amaranth.sim import Simulator
 
 from mxsf.golden.matmul import CANONICAL_NAN_BITS
 from mxsf.hw.bf16_pe import BF16Multiplier, BF16ProcessingElement
-from mxsf.sim.build import build_verilog
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.verilog import build_verilog
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 
 BF16_TESTS = "mxsf.sim.tests.bf16_pe_tests"

@@ -10,7 +10,7 @@ import pytest
 from mxsf.cli import main
 from mxsf.golden import ELEMENT_FORMATS, dequantize, error_stats, get_format, quantize, quantize_tiles
 from mxsf.golden.quantize import MXArray
-from mxsf.sim.pytest_support import require_simulator
+from simsupport import require_simulator
 
 
 def run(*argv):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from mxsf.sim.build import build_verilog
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.verilog import build_verilog
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 from mxsf.sim.wrappers import Float32AdderLanes
 

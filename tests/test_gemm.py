@@ -10,8 +10,8 @@ from amaranth.sim import Simulator
 from mxsf.golden import quantize_tiles
 from mxsf.hw import gemm as gemm_mod
 from mxsf.hw.gemm import MXGemm
-from mxsf.sim.build import build_verilog
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.verilog import build_verilog
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 from mxsf.sim.tests.gemm_tests import expected_run, gemm_operands
 
@@ -25,26 +25,26 @@ def test_all():
 
 def test_parameter_errors():
     with pytest.raises(ValueError, match=r"^fmt must be an MX element format .*; not 'bf16'$"):
-        MXGemm("bf16", 2, 2, 4)
+        MXGemm(fmt="bf16", rows=2, cols=2, block_size=4)
     with pytest.raises(ValueError, match=r"^rows must be a power of two in \[1, 4\], not 3$"):
-        MXGemm("mxsf", 3, 2, 4)
+        MXGemm(fmt="mxsf", rows=3, cols=2, block_size=4)
     with pytest.raises(ValueError, match=r"^cols must be a power of two in \[1, 4\], not 8$"):
-        MXGemm("mxsf", 2, 8, 4)
+        MXGemm(fmt="mxsf", rows=2, cols=8, block_size=4)
     with pytest.raises(ValueError, match=r"^dim must be a multiple of block_size=4, not 10$"):
-        MXGemm("mxsf", 2, 2, 4, dim=10)
+        MXGemm(fmt="mxsf", rows=2, cols=2, block_size=4, dim=10)
     with pytest.raises(ValueError, match=r"^dim must be an integer in \[4, 16384\], not 2$"):
-        MXGemm("mxsf", 2, 2, 4, dim=2)
+        MXGemm(fmt="mxsf", rows=2, cols=2, block_size=4, dim=2)
     with pytest.raises(ValueError, match=r"^block_size must be a power of two in \[1, 1024\], not 12$"):
-        MXGemm("mxsf", 2, 2, 12)
+        MXGemm(fmt="mxsf", rows=2, cols=2, block_size=12)
 
 
 def test_properties_and_registry():
-    g = MXGemm("mxsf", 2, 4, 8, lanes=4, dim=32)
+    g = MXGemm(fmt="mxsf", rows=2, cols=4, block_size=8, lanes=4, dim=32)
     assert (g.tile_beats, g.tile_period, g.tiles) == (8, 8, 16 * 8)
     assert g.acc_latency == 1 + 2 + 8 - 1 + (1 + 3 + 4)
     assert g.latency == g.acc_latency + 2 - 1 + 2 + g._requant.latency
     assert g.fifo_depth >= 2 * g.rows and g.fifo_depth % g.rows == 0
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
     spec = get_design_spec("gemm")
     assert spec.macs(spec.instantiate(fmt="mxsf", rows=2, cols=4, block_size=8, lanes=4)) == 32
 
@@ -82,7 +82,7 @@ def amaranth_gemm(gemm, qa, qb, runs, rng):
                 if not started and ctx.get(gemm.start.ready):
                     started = True
                 if ctx.get(gemm.acc.valid):
-                    out[k]["acc"].append([int(x) for x in ctx.get(gemm.acc.payload)["c"]])
+                    out[k]["acc"].append([int(x.as_value().value) for x in ctx.get(gemm.acc.payload)["c"]])
                 if ctx.get(gemm.o.valid) and ready:
                     p = ctx.get(gemm.o.payload)
                     out[k]["o"].append({"codes": [int(c.as_value().value) if hasattr(c, "as_value") else int(c)
@@ -105,7 +105,7 @@ def amaranth_gemm(gemm, qa, qb, runs, rng):
                                                  pytest.param("fp8_e5m2", 2, 4, 2, marks=pytest.mark.slow)])
 def test_gemm_amaranth(fmt, rows, cols, lanes):
     rng = np.random.default_rng(31)
-    gemm = MXGemm(fmt, rows, cols, 4, lanes=lanes, dim=8)
+    gemm = MXGemm(fmt=fmt, rows=rows, cols=cols, block_size=4, lanes=lanes, dim=8)
     xa, xb = gemm_operands(rng, gemm)
     qa, qb = quantize_tiles(xa, fmt, (4, 4)), quantize_tiles(xb, fmt, (4, 4))
     runs = [(0, 1, 0.0), (1, 0, 0.5)]

@@ -10,8 +10,8 @@ from amaranth.sim import Simulator
 from mxsf.golden.requant_model import StreamCycle, maxexp_cycle_model
 from mxsf.hw import maxexp as maxexp_mod
 from mxsf.hw.maxexp import BlockMaxExponent, register_levels, tree_depth
-from mxsf.sim.build import build_verilog
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.verilog import build_verilog
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 from mxsf.sim.tests.maxexp_tests import pack_beats, random_group_bits, special_group_bits, unpack_beat
 
@@ -29,25 +29,25 @@ def test_all():
 
 def test_parameter_errors():
     with pytest.raises(ValueError, match=r"^n must be an integer in \[1, 65536\], not 0$"):
-        BlockMaxExponent(0)
+        BlockMaxExponent(n=0)
     with pytest.raises(TypeError, match=r"^n must be an integer, not 32.0$"):
-        BlockMaxExponent(32.0)
+        BlockMaxExponent(n=32.0)
     with pytest.raises(ValueError, match=r"^lanes must divide n=32 \(one of \[1, 2, 4, 8, 16, 32\]\), not 12$"):
-        BlockMaxExponent(32, lanes=12)
+        BlockMaxExponent(n=32, lanes=12)
     with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 32\], not 64$"):
-        BlockMaxExponent(32, lanes=64)
+        BlockMaxExponent(n=32, lanes=64)
     with pytest.raises(ValueError, match=r"^stages must be an integer in \[0, 3\], not 4$"):
-        BlockMaxExponent(32, lanes=8, stages=4)
+        BlockMaxExponent(n=32, lanes=8, stages=4)
     with pytest.raises(ValueError, match=r"^stages must be an integer in \[0, 0\], not 1$"):
-        BlockMaxExponent(4, lanes=1, stages=1)
+        BlockMaxExponent(n=4, lanes=1, stages=1)
 
 
 def test_properties_and_latency():
-    mx = BlockMaxExponent(32, lanes=8)
+    mx = BlockMaxExponent(n=32, lanes=8)
     assert (mx.n, mx.lanes, mx.stages, mx.beats_per_group) == (32, 8, 1, 4)
     assert mx.latency == mx.stages + 1
-    assert BlockMaxExponent(7).lanes == 7 and BlockMaxExponent(7).stages == tree_depth(7) // 2
-    assert BlockMaxExponent(64, 32, 5).latency == 6
+    assert BlockMaxExponent(n=7).lanes == 7 and BlockMaxExponent(n=7).stages == tree_depth(7) // 2
+    assert BlockMaxExponent(n=64, lanes=32, stages=5).latency == 6
     assert mx.params == {"n": 32, "lanes": 8, "stages": 1}
 
 
@@ -122,7 +122,7 @@ def _pack_result(r):
 @pytest.mark.parametrize("n,lanes,stages", [(32, 8, 0), (32, 8, 3), (12, 3, 1), (5, 5, 2), (4, 1, 0), (16, 16, 2)])
 def test_amaranth_against_model(n, lanes, stages):
     rng = np.random.default_rng(n * 100 + lanes * 10 + stages)
-    dut = BlockMaxExponent(n, lanes, stages)
+    dut = BlockMaxExponent(n=n, lanes=lanes, stages=stages)
     groups = special_group_bits(rng, n) + random_group_bits(rng, n, 20)
     beats = pack_beats(groups, lanes)
     inputs, outputs = run_amaranth_stream(dut, beats, rng=rng, idle_prob=0.3, stall_prob=0.4,

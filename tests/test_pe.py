@@ -13,8 +13,8 @@ from mxsf.golden.models import pe_cycle_model
 from mxsf.hw.formats import ElementDecoder
 from mxsf.hw.pe import MXProcessingElement
 from mxsf.sim import pe_stimulus as stim
-from mxsf.sim.build import build_verilog
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.verilog import build_verilog
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked, run_cocotb
 
 PE_TESTS = "mxsf.sim.tests.pe_tests"
@@ -30,7 +30,7 @@ SINGLE_SCALE = [f for f in ELEMENT_FORMATS if f not in BDR]
 @pytest.mark.parametrize("fmt", SINGLE_SCALE)
 def test_decoder_every_code(fmt):
     f = get_format(fmt)
-    dut = ElementDecoder(fmt)
+    dut = ElementDecoder(fmt=fmt)
     got = []
 
     async def bench(ctx):
@@ -58,7 +58,7 @@ def test_bdr_decoder_every_code_and_microexponent(fmt):
     """BDR: magnitude m x 2^(1 - tau) in units of 2^-p, sign from the top bit (SPEC.md 11)."""
     f = get_format(fmt)
     p = f.man_bits
-    dut = ElementDecoder(fmt)
+    dut = ElementDecoder(fmt=fmt)
     got = {}
 
     async def bench(ctx):
@@ -85,38 +85,38 @@ def test_bdr_decoder_every_code_and_microexponent(fmt):
 
 def test_pe_parameter_errors():
     with pytest.raises(ValueError, match=r"^fmt must be one of .*; not 'fp9'$"):
-        MXProcessingElement("fp9")
+        MXProcessingElement(fmt="fp9")
     with pytest.raises(ValueError, match=r"^fmt must be an MX element format .*; not 'bf16'$"):
-        MXProcessingElement("bf16")
+        MXProcessingElement(fmt="bf16")
     with pytest.raises(ValueError, match=r"^block_size must be an integer in \[1, 1024\], not 0$"):
-        MXProcessingElement("mxsf", block_size=0)
+        MXProcessingElement(fmt="mxsf", block_size=0)
     with pytest.raises(ValueError, match=r"^lanes must divide block_size=32 \(one of \[1, 2, 4, 8, 16, 32\]\), not 12$"):
-        MXProcessingElement("mxsf", block_size=32, lanes=12)
+        MXProcessingElement(fmt="mxsf", block_size=32, lanes=12)
     with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 32\], not 64$"):
-        MXProcessingElement("mxsf", block_size=32, lanes=64)
+        MXProcessingElement(fmt="mxsf", block_size=32, lanes=64)
     with pytest.raises(TypeError, match=r"^block_size must be an integer, not '32'$"):
-        MXProcessingElement("mxsf", block_size="32")
+        MXProcessingElement(fmt="mxsf", block_size="32")
 
 
 @pytest.mark.parametrize("fmt", BDR)
 def test_bdr_pe_parameter_errors(fmt):
     with pytest.raises(ValueError, match=rf"^block_size must be 16 for {fmt} \(SPEC\.md 11.*not 32$"):
-        MXProcessingElement(fmt, block_size=32, lanes=32)
+        MXProcessingElement(fmt=fmt, block_size=32, lanes=32)
     for bad in (1, 3, 6, 12, 24, 40):
         with pytest.raises(ValueError, match=rf"^lanes must be one of \[2, 4, 8, 16\] or a multiple of 16 "
                                              rf"up to 1024 for {fmt} .*, not {bad}$"):
-            MXProcessingElement(fmt, block_size=16, lanes=bad)
+            MXProcessingElement(fmt=fmt, block_size=16, lanes=bad)
     with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 1024\], not 1040$"):
-        MXProcessingElement(fmt, block_size=16, lanes=1040)
-    pe = MXProcessingElement(fmt, block_size=16, lanes=48)
+        MXProcessingElement(fmt=fmt, block_size=16, lanes=1040)
+    pe = MXProcessingElement(fmt=fmt, block_size=16, lanes=48)
     assert (pe.blocks_per_beat, pe.beats_per_block) == (3, 1)
-    assert MXProcessingElement(fmt, block_size=16, lanes=4).beats_per_block == 4
+    assert MXProcessingElement(fmt=fmt, block_size=16, lanes=4).beats_per_block == 4
 
 
 def test_pe_aliases_and_properties():
-    pe = MXProcessingElement("mxfp8_e4m3", block_size=16, lanes=4)
+    pe = MXProcessingElement(fmt="mxfp8_e4m3", block_size=16, lanes=4)
     assert pe.fmt.name == "fp8_e4m3" and pe.beats_per_block == 4
-    assert pe.latency == MXProcessingElement.LATENCY
+    assert pe.latency == 3
     assert pe.params == {"fmt": "fp8_e4m3", "block_size": 16, "lanes": 4}
 
 
@@ -150,7 +150,7 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
 
     async def check(ctx):
         for _ in expected:
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload.as_value())
             got.append(payload if valid else None)
 
     sim = Simulator(dut)
@@ -165,7 +165,7 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
                          + [(f, 16, lanes) for f in BDR for lanes in (4, 32)])
 def test_pe_amaranth_random(fmt, block_size, lanes):
     rng = np.random.default_rng(7)
-    dut = MXProcessingElement(fmt, block_size=block_size, lanes=lanes)
+    dut = MXProcessingElement(fmt=fmt, block_size=block_size, lanes=lanes)
     beats = (stim.random_mx_dots(rng, fmt, block_size=block_size, lanes=lanes, count=12)
              + stim.framing_mx_beats(rng, fmt, block_size=block_size, lanes=lanes)
              + stim.cancelling_mx_dots(rng, fmt, block_size=block_size, lanes=lanes, count=4))
@@ -268,7 +268,7 @@ class RoundsDownSometimesPE(wiring.Component):
     the result's three low bits are 0b011 (like a rounding that truncates)."""
 
     def __init__(self, fmt, block_size=32, lanes=None):
-        self.inner = MXProcessingElement(fmt, block_size, lanes)
+        self.inner = MXProcessingElement(fmt=fmt, block_size=block_size, lanes=lanes)
         self.latency = self.inner.latency
         super().__init__(self.inner.signature)
 
@@ -279,7 +279,7 @@ class RoundsDownSometimesPE(wiring.Component):
             pe.i.valid.eq(self.i.valid),
             pe.i.payload.eq(self.i.payload),
             self.o.valid.eq(pe.o.valid),
-            self.o.payload.eq(pe.o.payload ^ (pe.o.payload[0:3] == 0b011)),
+            self.o.payload.eq(pe.o.payload.as_value() ^ (pe.o.payload.as_value()[0:3] == 0b011)),
         ]
         return m
 

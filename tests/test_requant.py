@@ -15,9 +15,9 @@ from mxsf.golden.quantize import encode_exact
 from mxsf.golden.requant_model import StreamCycle, requant_cycle_model
 from mxsf.hw import requant as requant_mod
 from mxsf.hw.requant import ElementEncoder, TileRequantizer, requant_out_layout
-from mxsf.sim.build import build_verilog
+from mxsf.gen.verilog import build_verilog
 from mxsf.sim.packing import LayoutCodec
-from mxsf.sim.pytest_support import require_simulator
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 from mxsf.sim.tests.maxexp_tests import pack_beats, unpack_beat
 from mxsf.sim.tests.requant_tests import midpoint_tile_bits, midpoint_values, random_tile_bits, special_tile_bits
@@ -38,34 +38,34 @@ def test_all():
 
 def test_parameter_errors():
     with pytest.raises(ValueError, match=r"^fmt must be one of .*; not 'fp9'$"):
-        TileRequantizer("fp9", 4, 8, 8)
+        TileRequantizer(fmt="fp9", rows=4, cols=8, lanes=8)
     with pytest.raises(ValueError, match=r"^fmt must be an MX element format .*; not 'bf16'$"):
-        TileRequantizer("bf16", 4, 8, 8)
+        TileRequantizer(fmt="bf16", rows=4, cols=8, lanes=8)
     with pytest.raises(ValueError, match=r"^rows must be an integer in \[1, 1024\], not 0$"):
-        TileRequantizer("mxsf", 0, 8, 8)
+        TileRequantizer(fmt="mxsf", rows=0, cols=8, lanes=8)
     with pytest.raises(TypeError, match=r"^cols must be an integer, not '8'$"):
-        TileRequantizer("mxsf", 4, "8", 8)
+        TileRequantizer(fmt="mxsf", rows=4, cols="8", lanes=8)
     with pytest.raises(ValueError, match=r"^rows \* cols must be at most 65536, not 512 \* 256 = 131072$"):
-        TileRequantizer("mxsf", 512, 256, 8)
+        TileRequantizer(fmt="mxsf", rows=512, cols=256, lanes=8)
     with pytest.raises(ValueError, match=r"^lanes must divide rows\*cols=32 \(one of \[1, 2, 4, 8, 16, 32\]\), not 3$"):
-        TileRequantizer("mxsf", 4, 8, 3)
+        TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=3)
     with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 32\], not 64$"):
-        TileRequantizer("mxsf", 4, 8, 64)
+        TileRequantizer(fmt="mxsf", rows=4, cols=8, lanes=64)
     with pytest.raises(ValueError, match=r"^stages must be an integer in \[0, 0\], not 1$"):
-        TileRequantizer("mxsf", 1, 32, 32, stages=1)      # one beat a tile: no tree register
+        TileRequantizer(fmt="mxsf", rows=1, cols=32, lanes=32, stages=1)      # one beat a tile: no tree register
     with pytest.raises(ValueError, match=r"^stages must be an integer in \[0, 3\], not 4$"):
-        TileRequantizer("mxsf", 32, 32, 8, stages=4)
+        TileRequantizer(fmt="mxsf", rows=32, cols=32, lanes=8, stages=4)
     with pytest.raises(ValueError, match=r"^fmt must be one of .*; not 'e4m3'$"):
-        ElementEncoder("e4m3")
+        ElementEncoder(fmt="e4m3")
 
 
 def test_properties_and_latency():
-    rq = TileRequantizer("mxfp8_e4m3", 32, 32, 8)
+    rq = TileRequantizer(fmt="mxfp8_e4m3", rows=32, cols=32, lanes=8)
     assert rq.fmt.name == "fp8_e4m3" and rq.beats_per_tile == 128 and rq.stages == 1
     assert rq.latency == rq.stages + 3
-    assert TileRequantizer("mxsf", 1, 32, 32).stages == 0            # capped at beats - 1
-    assert TileRequantizer("mxsf", 32, 32).lanes == 32
-    assert TileRequantizer("int8", 2, 2, 2, stages=1).latency == 4
+    assert TileRequantizer(fmt="mxsf", rows=1, cols=32, lanes=32).stages == 0            # capped at beats - 1
+    assert TileRequantizer(fmt="mxsf", rows=32, cols=32).lanes == 32
+    assert TileRequantizer(fmt="int8", rows=2, cols=2, lanes=2, stages=1).latency == 4
     assert rq.params == {"fmt": "fp8_e4m3", "rows": 32, "cols": 32, "lanes": 8, "stages": 1}
 
 
@@ -74,7 +74,7 @@ def test_properties_and_latency():
 
 
 def _encode_hw(fmt, bits, exps):
-    dut = ElementEncoder(fmt)
+    dut = ElementEncoder(fmt=fmt)
     got = []
 
     async def bench(ctx):
@@ -138,7 +138,7 @@ def test_encoder_random(fmt):
                                                         ("mx9", 1, 16, 16, 0)])
 def test_requant_amaranth_against_model(fmt, rows, cols, lanes, stages):
     rng = np.random.default_rng(rows * cols * lanes)
-    dut = TileRequantizer(fmt, rows, cols, lanes, stages=stages)
+    dut = TileRequantizer(fmt=fmt, rows=rows, cols=cols, lanes=lanes, stages=stages)
     n = rows * cols
     tiles = special_tile_bits(rng, fmt, n)[::2] + random_tile_bits(rng, n, 12)
     if get_format(fmt).microexp_group:                  # BDR: the midpoints of both pair grids too
@@ -173,7 +173,7 @@ def test_verilog_convert(fmt, rows, cols, lanes, build_root):
     ports = {p.name: p.width for p in design.ports}
     assert ports["i__payload"] == 32 * lanes
     assert ports["o__payload"] == get_format(fmt).bits * lanes + 10
-    assert design.latency == TileRequantizer(fmt, rows, cols, lanes).latency
+    assert design.latency == TileRequantizer(fmt=fmt, rows=rows, cols=cols, lanes=lanes).latency
 
 
 def test_parameters_change_the_design():
@@ -251,10 +251,10 @@ def test_bdr_requant_icarus(build_root, fmt, lanes):
 
 def test_bdr_requant_parameters():
     with pytest.raises(ValueError, match=r"^rows, cols must be 1, 16 for mx9 \(a tile is one block .*not 32, 32$"):
-        TileRequantizer("mx9", 32, 32)
+        TileRequantizer(fmt="mx9", rows=32, cols=32)
     with pytest.raises(ValueError, match=r"^lanes must be one of \[2, 4, 8, 16\] for mx6 .*not 1$"):
-        TileRequantizer("mx6", 1, 16, 1)
-    rq = TileRequantizer("mx4")
+        TileRequantizer(fmt="mx6", rows=1, cols=16, lanes=1)
+    rq = TileRequantizer(fmt="mx4")
     assert (rq.rows, rq.cols, rq.lanes) == (1, 16, 16)
     assert requant_out_layout("mx9", 8).size == 8 * 8 + 8 + 2 + 4
 

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Tests of the cocotb harness :mod:`mxsf.sim`, proven on :class:`~mxsf.sim.examples.ExampleMac`.
+"""Tests of the cocotb harness :mod:`mxsf.sim`, proven on :class:`~harness.examples.ExampleMac`.
 
 The one-bit-bug tests are permanent: they show that a wrong LSB is caught and reported
 with cycle, port, expected/got bits and the input that produced it.
@@ -17,20 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from mxsf.sim import pytest_support
-from mxsf.sim.build import build_verilog, write_if_changed
+import simsupport as pytest_support
+from mxsf.gen.files import write_if_changed
+from mxsf.gen.verilog import build_verilog
 from mxsf.sim.cocotb_lib import InputCycle, Scoreboard
-from mxsf.sim.design import BuiltDesign, Port
-from mxsf.sim.example_model import mac, mac_model, pack_operands
-from mxsf.sim.examples import ExampleMac
+from mxsf.gen.built import BuiltDesign, Port
+from harness.example_model import mac, mac_model, pack_operands
+from harness.examples import ExampleMac
 from mxsf.sim.regression import RegressionTest, run_regression
 from mxsf.sim.run import build_simulator, run_cocotb
 
-EXAMPLE_TESTS = "mxsf.sim.tests.example_tests"
-HARNESS_TESTS = "mxsf.sim.tests.harness_tests"
-MODULES = ["mxsf.sim", "mxsf.sim.design", "mxsf.sim.build", "mxsf.sim.run", "mxsf.sim.regression",
-           "mxsf.sim.pytest_support", "mxsf.sim.cocotb_lib", "mxsf.sim.examples",
-           "mxsf.sim.example_model", "mxsf.sim.tests.example_tests", "mxsf.sim.tests.harness_tests"]
+HARNESS_DIR = Path(__file__).parent / "harness"
+EXAMPLE_TESTS = HARNESS_DIR / "example_tests.py"      # cocotb modules, run by path
+HARNESS_TESTS = HARNESS_DIR / "harness_tests.py"
+MODULES = ["mxsf.sim", "mxsf.gen", "mxsf.gen.built", "mxsf.gen.verilog", "mxsf.gen.files", "mxsf.gen.design",
+           "mxsf.gen.registry", "mxsf.sim.run", "mxsf.sim.regression", "mxsf.sim.env", "simsupport",
+           "mxsf.sim.cocotb_lib", "harness.examples", "harness.example_model", "harness.harness_tests"]
 MISMATCH = re.compile(
     r"^example_mac mismatch at cycle (?P<cycle>\d+) \(t=[\d.]+ ns\) on port o__payload:\n"
     r"  expected 0x(?P<exp>[0-9a-f]{8}) = 0b[01]{32}\n"

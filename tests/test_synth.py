@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from mxsf.sim.pytest_support import _HAVE_YOSYS, needs_yosys
+from simsupport import _HAVE_YOSYS, needs_yosys
 from mxsf.synth import (
     LIBERTY_PATH,
     SynthError,

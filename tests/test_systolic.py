@@ -21,9 +21,9 @@ from mxsf.golden.systolic_model import ArrayBeat, last_spacing_ready, systolic_c
 from mxsf.hw import systolic as systolic_mod
 from mxsf.hw.pe import MXProcessingElement
 from mxsf.hw.systolic import SystolicArray, array_beat_layout, array_row_layout
-from mxsf.sim.build import build_verilog
+from mxsf.gen.verilog import build_verilog
 from mxsf.sim.packing import LayoutCodec
-from mxsf.sim.pytest_support import require_simulator
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked, run_cocotb
 from mxsf.sim.tests import systolic_tests as stim
 
@@ -42,51 +42,51 @@ def test_all():
 
 def test_parameter_errors():
     with pytest.raises(ValueError, match=r"^fmt must be one of .*; not 'fp9'$"):
-        SystolicArray("fp9", 2, 2)
+        SystolicArray(fmt="fp9", rows=2, cols=2)
     with pytest.raises(ValueError, match=r"^rows must be an integer in \[1, 64\], not 0$"):
-        SystolicArray("mxsf", 0, 2)
+        SystolicArray(fmt="mxsf", rows=0, cols=2)
     with pytest.raises(ValueError, match=r"^cols must be an integer in \[1, 64\], not 65$"):
-        SystolicArray("mxsf", 2, 65)
+        SystolicArray(fmt="mxsf", rows=2, cols=65)
     with pytest.raises(TypeError, match=r"^rows must be an integer, not '2'$"):
-        SystolicArray("mxsf", "2", 2)
+        SystolicArray(fmt="mxsf", rows="2", cols=2)
     with pytest.raises(ValueError, match=r"^block_size must be an integer in \[1, 1024\], not 0$"):
-        SystolicArray("mxsf", 2, 2, block_size=0)
+        SystolicArray(fmt="mxsf", rows=2, cols=2, block_size=0)
     with pytest.raises(ValueError, match=r"^lanes must divide block_size=8 \(one of \[1, 2, 4, 8\]\), not 3$"):
-        SystolicArray("mxsf", 2, 2, block_size=8, lanes=3)
+        SystolicArray(fmt="mxsf", rows=2, cols=2, block_size=8, lanes=3)
     with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 64\], not 65$"):
-        SystolicArray("bf16", 2, 2, lanes=65)
+        SystolicArray(fmt="bf16", rows=2, cols=2, lanes=65)
 
 
 def test_bdr_parameter_errors():
     with pytest.raises(ValueError, match=r"^block_size must be 16 for mx9 \(SPEC\.md 11.*not 32$"):
-        SystolicArray("mx9", 2, 2, block_size=32)
+        SystolicArray(fmt="mx9", rows=2, cols=2, block_size=32)
     with pytest.raises(ValueError, match=r"^lanes must be one of \[2, 4, 8, 16\] or a multiple of 16 .*not 3$"):
-        SystolicArray("mx6", 2, 2, lanes=3)
+        SystolicArray(fmt="mx6", rows=2, cols=2, lanes=3)
     with pytest.raises(ValueError, match=r"^lanes must be one of \[2, 4, 8, 16\] for a mx4 array .*not 32$"):
-        SystolicArray("mx4", 2, 2, lanes=32)
-    a = SystolicArray("mx9", 2, 2, lanes=4)
+        SystolicArray(fmt="mx4", rows=2, cols=2, lanes=32)
+    a = SystolicArray(fmt="mx9", rows=2, cols=2, lanes=4)
     assert (a.block_size, a.lanes) == (16, 4)
     assert array_beat_layout("mx9", 2, 3, 4).size == 2 * 4 * 8 + 3 * 4 * 8 + 5 * 8 + 5 * 2 + 2
     from mxsf.hw.gemm import MXGemm
     with pytest.raises(ValueError, match=r"^fmt must be a format with 2D tiles for the GEMM .*not 'mx9'"):
-        MXGemm("mx9", 2, 2, block_size=16)
+        MXGemm(fmt="mx9", rows=2, cols=2, block_size=16)
 
 
 def test_properties():
-    a = SystolicArray("mxfp8_e4m3", 3, 5, block_size=16, lanes=4)
+    a = SystolicArray(fmt="mxfp8_e4m3", rows=3, cols=5, block_size=16, lanes=4)
     assert (a.rows, a.cols, a.lanes, a.fmt.name) == (3, 5, 4, "fp8_e4m3")
-    assert a.pe_latency == MXProcessingElement.LATENCY
+    assert a.pe_latency == MXProcessingElement.probe(fmt="fp8_e4m3", block_size=16, lanes=4).latency
     assert a.latency == 1 + a.pe_latency + 5
     assert a.drain_cycles == a.last_spacing == 3
     assert a.macs_per_cycle == 3 * 5 * 4
     assert a.params == {"fmt": "fp8_e4m3", "rows": 3, "cols": 5, "block_size": 16, "lanes": 4}
-    b = SystolicArray("bf16", 2, 2, block_size=8)
+    b = SystolicArray(fmt="bf16", rows=2, cols=2, block_size=8)
     assert b.lanes == 8 and b.latency == 1 + 2 + 2 and "scale_a" not in array_beat_layout("bf16", 2, 2, 8).members
     assert b.module_name == "systolic_bf16_2x2_l8"
 
 
 def test_registry_entry():
-    from mxsf.hw.registry import get_design_spec
+    from mxsf.gen.registry import get_design_spec
     spec = get_design_spec("array")
     c = spec.instantiate(fmt="mxsf", rows=2, cols=4, block_size=8, lanes=4)
     assert spec.macs(c) == 2 * 4 * 4
@@ -128,7 +128,7 @@ def amaranth_run(dut, beats, rng, idle_prob=0.25):
             ready = ctx.get(dut.i.ready)
             ov, op = ctx.get(dut.o.valid), ctx.get(dut.o.payload.as_value())
             driven.append((present, payload, ready))
-            got.append({"ready": ready, "o": out_codec.unpack(op) if ov else None})
+            got.append({"ready": ready, "o": out_codec.unpack(op, depth=2) if ov else None})
             if present and ready:
                 idx += 1
                 gap = gaps[idx] if idx < len(gaps) else 0
@@ -171,7 +171,7 @@ def test_array_amaranth(fmt):
     spacing stalls, every cycle."""
     rng = np.random.default_rng(3)
     bs = _block(fmt, 4)
-    dut = SystolicArray(fmt, 2, 3, block_size=bs, lanes=bs // 2)
+    dut = SystolicArray(fmt=fmt, rows=2, cols=3, block_size=bs, lanes=bs // 2)
     beats = (stim.random_tile_beats(rng, fmt, 2, 3, block_size=bs, lanes=bs // 2, count=6)
              + stim.framing_beats(rng, fmt, 2, 3, block_size=bs, lanes=bs // 2))
     check_cycles(*amaranth_run(dut, beats, rng))
@@ -185,7 +185,7 @@ def _block(fmt, default):
 def test_array_amaranth_matrices_back_to_back():
     """Whole matrices back to back through a 3x2 array; the rows equal golden matmul."""
     rng = np.random.default_rng(5)
-    dut = SystolicArray("mxsf", 3, 2, block_size=4, lanes=4)
+    dut = SystolicArray(fmt="mxsf", rows=3, cols=2, block_size=4, lanes=4)
     jobs = [stim.matrix_beats(rng, "mxsf", 3, 2, block_size=4, lanes=4, k_blocks=k, tiled=t)
             for k, t in ((3, True), (1, False))]
     expected, got = amaranth_run(dut, [b for j in jobs for b in j[0]], rng, idle_prob=0.0)
@@ -204,7 +204,7 @@ def test_array_full_rate():
     """Tiles of at least ``rows`` beats go in one beat a cycle with no stall: the array
     takes rows x cols x lanes MACs every cycle."""
     rng = np.random.default_rng(9)
-    dut = SystolicArray("fp8_e4m3", 2, 2, block_size=4, lanes=2)
+    dut = SystolicArray(fmt="fp8_e4m3", rows=2, cols=2, block_size=4, lanes=2)
     beats = stim.random_tile_beats(rng, "fp8_e4m3", 2, 2, block_size=4, lanes=2, count=6, k_blocks=(1, 2))
     expected, got = amaranth_run(dut, beats, rng, idle_prob=0.0)
     check_cycles(expected, got)
@@ -296,7 +296,7 @@ class SwappedDrainArray(wiring.Component):
     (a drain/deskew wiring error)."""
 
     def __init__(self, fmt, rows, cols, block_size=32, lanes=None):
-        self.inner = SystolicArray(fmt, rows, cols, block_size, lanes)
+        self.inner = SystolicArray(fmt=fmt, rows=rows, cols=cols, block_size=block_size, lanes=lanes)
         self.latency = self.inner.latency
         super().__init__(self.inner.signature)
 

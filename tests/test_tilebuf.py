@@ -11,8 +11,8 @@ from mxsf.golden import quantize_tiles
 from mxsf.golden.systolic_model import tile_read_beats, tilebuf_cycle_model
 from mxsf.hw import tilebuf as tilebuf_mod
 from mxsf.hw.tilebuf import TileBuffer
-from mxsf.sim.build import build_verilog
-from mxsf.sim.pytest_support import require_simulator
+from mxsf.gen.verilog import build_verilog
+from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 
 TILEBUF_TESTS = "mxsf.sim.tests.tilebuf_tests"
@@ -25,21 +25,21 @@ def test_all():
 
 def test_parameter_errors():
     with pytest.raises(ValueError, match=r"^fmt must be an MX element format .*; not 'bf16'$"):
-        TileBuffer("bf16", 8, 8, 4)
+        TileBuffer(fmt="bf16", rows=8, cols=8, block_size=4)
     with pytest.raises(ValueError, match=r"^block_size must be a power of two in \[1, 1024\], not 24$"):
-        TileBuffer("mxsf", 48, 48, 24)
+        TileBuffer(fmt="mxsf", rows=48, cols=48, block_size=24)
     with pytest.raises(ValueError, match=r"^lanes must be a power of two in \[1, 8\], not 16$"):
-        TileBuffer("mxsf", 16, 16, 8, lanes=16)
+        TileBuffer(fmt="mxsf", rows=16, cols=16, block_size=8, lanes=16)
     with pytest.raises(ValueError, match=r"^vecs must be a power of two in \[1, 8\], not 3$"):
-        TileBuffer("mxsf", 16, 16, 8, lanes=4, vecs=3)
+        TileBuffer(fmt="mxsf", rows=16, cols=16, block_size=8, lanes=4, vecs=3)
     with pytest.raises(ValueError, match=r"^cols must be a multiple of block_size=8, not 12$"):
-        TileBuffer("mxsf", 16, 12, 8)
+        TileBuffer(fmt="mxsf", rows=16, cols=12, block_size=8)
     with pytest.raises(TypeError, match=r"^rows must be an integer, not 16.0$"):
-        TileBuffer("mxsf", 16.0, 16, 8)
+        TileBuffer(fmt="mxsf", rows=16.0, cols=16, block_size=8)
 
 
 def test_properties():
-    b = TileBuffer("mxfp8_e4m3", 16, 32, 8, lanes=2, vecs=4)
+    b = TileBuffer(fmt="mxfp8_e4m3", rows=16, cols=32, block_size=8, lanes=2, vecs=4)
     assert (b.word_size, b.latency) == (4, 2)
     assert (b.groups(False), b.groups(True)) == (4, 8)
     assert (b.beats(False), b.beats(True)) == (16, 8)
@@ -111,7 +111,7 @@ def amaranth_run(buf, codes, scales, commands, rng, stall_prob=0.3):
 @pytest.mark.parametrize("rows,cols,bs,lanes,vecs", [(8, 16, 4, 4, 4), (16, 8, 8, 2, 4), (8, 16, 8, 4, 2)])
 def test_tilebuf_amaranth(rows, cols, bs, lanes, vecs):
     rng = np.random.default_rng(rows + cols + lanes)
-    buf = TileBuffer("fp8_e5m2", rows, cols, bs, lanes=lanes, vecs=vecs)
+    buf = TileBuffer(fmt="fp8_e5m2", rows=rows, cols=cols, block_size=bs, lanes=lanes, vecs=vecs)
     codes = rng.integers(0, 256, size=(rows, cols))
     scales = rng.integers(0, 256, size=(rows // bs, cols // bs))
     commands = [(t, g) for t in (0, 1) for g in range(buf.groups(t))]

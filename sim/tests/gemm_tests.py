@@ -124,7 +124,7 @@ async def _runs(dut, gemm, runs, codecs, rng, *, gap=3):
         elif not presenting and wait and o_run == cur:
             wait -= 1
         if int(dut.acc__valid.value):
-            per_run[acc_run]["acc"].append((cycle, codecs["acc"].unpack(int(dut.acc__payload.value))))
+            per_run[acc_run]["acc"].append((cycle, codecs["acc"].unpack(int(dut.acc__payload.value), depth=2)))
             acc_count += 1
             if acc_count == n_o[acc_run]:
                 acc_run, acc_count = acc_run + 1, 0

@@ -306,7 +306,7 @@ async def matrices(dut):
             for t, k in ((True, 2), (False, 3), (True, 1))]
     beats = [b for job in jobs for b in job[0]]
     trace, out_codec = await _run(dut, "matrices", beats, idle_prob=0.0)
-    got = [out_codec.unpack(o["o__payload"]) for o in trace.outputs if o["o__valid"] == 1]
+    got = [out_codec.unpack(o["o__payload"], depth=2) for o in trace.outputs if o["o__valid"] == 1]
     pos = 0
     for _, c, M, N in jobs:
         res = np.zeros((M, N), dtype=np.uint32)

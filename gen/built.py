@@ -1,9 +1,9 @@
-"""Description of a generated design, shared by the host and the simulator side.
+"""Description of a generated design: what its Verilog is and where it lives.
 
-This module imports neither Amaranth nor cocotb: :func:`mxsf.sim.build.build_verilog`
-creates a :class:`BuiltDesign`, :func:`mxsf.sim.run.run_cocotb` serialises it to JSON in
-the ``MXSF_DESIGN`` environment variable, and the cocotb test reads it back with
-:func:`mxsf.sim.cocotb_lib.get_design`.
+This module imports neither Amaranth nor cocotb (simulator processes read it):
+:func:`mxsf.gen.verilog.build_verilog` creates a :class:`BuiltDesign`; the simulation
+layer serialises it to JSON for the cocotb process (:mod:`mxsf.sim.run`,
+:func:`mxsf.sim.cocotb_lib.get_design`) and the synthesis layer reads its Verilog.
 """
 
 from __future__ import annotations
@@ -14,14 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-__all__ = ["CONFIG_ENV", "DESIGN_ENV", "WAVES_ENV", "Port", "BuiltDesign", "params_json"]
+from mxsf.golden.formats import ElementFormat
 
-#: Environment variable carrying the test configuration (JSON object) into the simulator.
-CONFIG_ENV = "MXSF_TEST_CONFIG"
-#: Environment variable carrying :meth:`BuiltDesign.to_json` into the simulator.
-DESIGN_ENV = "MXSF_DESIGN"
-#: Environment variable carrying the waveform path (empty when waves are off).
-WAVES_ENV = "MXSF_WAVES_FILE"
+__all__ = ["Port", "BuiltDesign", "params_json"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +39,9 @@ class Port:
 
 
 def _json_default(value: object) -> object:
-    """Encode the non-JSON parameter values that generators use (enums, paths, tuples)."""
+    """Encode the non-JSON parameter values that generators use (formats, enums, paths, sets)."""
+    if isinstance(value, ElementFormat):
+        return value.name               # an element format is known by its canonical name
     if isinstance(value, enum.Enum):
         return f"{type(value).__name__}.{value.name}"
     if isinstance(value, Path):

@@ -9,7 +9,6 @@ format, tiles against 1D blocks. Both print a Markdown table and write
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -19,19 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mxsf.cli import CLIError, load_npy, positive_int, table
+from .common import CLIError, load_npy, non_negative_int, positive_int, table
 
 __all__ = ["register", "cmd_accuracy", "cmd_train_demo", "sqnr_table", "train_table"]
-
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}") from None
-    if v < 0 or v >= 1 << 63:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}")
-    return v
 
 
 def register(subparsers) -> None:
@@ -46,7 +35,7 @@ def register(subparsers) -> None:
                    help="2D tile rows and columns (default 32 32)")
     s.add_argument("--size", type=positive_int, nargs=2, default=[256, 256], metavar=("R", "C"),
                    help="shape of the generated tensors (default 256 256)")
-    s.add_argument("--seed", type=_seed, default=0, help="seed of the generated tensors (default 0)")
+    s.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated tensors (default 0)")
     s.add_argument("--input", metavar="X.npy", help="also measure this floating-point .npy tensor")
     s.add_argument("--out", default="build/accuracy", help="output folder (default build/accuracy)")
     s.set_defaults(func=cmd_accuracy)
@@ -60,7 +49,7 @@ def register(subparsers) -> None:
                    help="comma-separated formats (fp32 and bf16 allowed; 'all' = every MX format); "
                         "default fp32,bf16 and the 8-bit MX formats")
     s.add_argument("--epochs", type=positive_int, default=15, help="epochs (default 15)")
-    s.add_argument("--seed", type=_seed, default=0, help="seed of split, weights and batch order (default 0)")
+    s.add_argument("--seed", type=non_negative_int, default=0, help="seed of split, weights and batch order (default 0)")
     s.add_argument("--narrow", action="store_true", help="add the 6- and 4-bit formats")
     s.add_argument("--tile", type=positive_int, default=32, metavar="T", help="square tile size (default 32)")
     s.add_argument("--block-size", type=positive_int, default=32, help="1D block size along K (default 32)")

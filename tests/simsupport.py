@@ -1,4 +1,4 @@
-"""pytest glue for simulator-backed tests; ``tests/conftest.py`` imports it.
+"""pytest glue for simulator-backed tests (``tests/conftest.py`` imports its fixtures).
 
 A test that takes the :func:`simulator` fixture runs once per supported simulator, gets
 the ``sim`` marker (so ``-m "not sim"`` deselects it), and is skipped with the reason
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .run import SIMULATORS, Simulator, simulator_missing_reason
+from mxsf.sim.run import SIMULATORS, Simulator, simulator_missing_reason
 
 __all__ = ["REQUIRE_ENV", "require_simulator", "needs_yosys", "simulator", "build_root", "pytest_collection_modifyitems"]
 

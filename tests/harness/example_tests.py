@@ -1,4 +1,4 @@
-"""cocotb regression of :class:`mxsf.sim.examples.ExampleMac`: the pattern for every block.
+"""cocotb regression of :class:`harness.examples.ExampleMac`: the pattern for every block.
 
 Run through :func:`mxsf.sim.run.run_cocotb`; parameters come from the design
 description (:func:`~mxsf.sim.cocotb_lib.get_design`), knobs from the test config
@@ -13,7 +13,7 @@ import random
 import cocotb
 
 from mxsf.sim.cocotb_lib import clock_and_reset, get_design, get_test_config, make_rng, run_stream_test
-from mxsf.sim.example_model import mac_model, pack_operands
+from example_model import mac_model, pack_operands  # this folder is on the simulator's path
 
 __all__ = ["back_to_back", "random_idle", "random_stalls"]
 

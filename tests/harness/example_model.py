@@ -1,4 +1,4 @@
-"""Cycle-level model of :class:`mxsf.sim.examples.ExampleMac` (pure Python).
+"""Cycle-level model of :class:`harness.examples.ExampleMac` (pure Python).
 
 The model follows the scoreboard contract of :mod:`mxsf.sim.cocotb_lib`: it receives the
 exact per-cycle input trace (every driven input port, idle cycles included) and the

@@ -2,8 +2,7 @@
 
 1. the element formats and the golden model's quantization error, 1D blocks beside tiles;
 2. Verilog (and JSON sidecars) of the default designs: an MXSF 4x4 systolic array with
-   block 32, the MXSF PE, the MXFP8 E4M3 PE (reference) and the BF16 PE (baseline) —
-   whichever of these the registry has;
+   block 32, the MXSF PE, the MXFP8 E4M3 PE (reference) and the BF16 PE (baseline);
 3. a quick cocotb check of each on Verilator against the golden cycle model;
 4. synthesis with Yosys onto the generic cell library, in parallel;
 5. the comparison table (GE, GE per MAC, ratios to the BF16 PE and the MXFP8 E4M3 PE)
@@ -12,12 +11,14 @@
 Everything lands under ``build/demo/``.
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from mxsf.cli import format_table, positive_int, table
+from .common import positive_int, table
+from .quantize import format_table
 
 __all__ = ["register", "DEFAULT_DESIGNS"]
 
@@ -49,9 +50,9 @@ def _golden_section(out: Path) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from mxsf.cli_hw import write_design
-    from mxsf.hw.registry import DESIGNS
-    from mxsf.sim.regression import RegressionTest, run_regression
+    from mxsf.gen.design import resolve_design
+    from mxsf.gen.verilog import write_design
+    from mxsf.sim.regression import design_regression, run_regression
     from mxsf.sim.run import available_simulators
     from mxsf.synth.compare import (ProgressBar, compare_rows, format_compare_markdown, load_accuracy,
                                     make_job, run_jobs, write_compare)
@@ -62,16 +63,14 @@ def _cmd_demo(args) -> int:
     if args.golden_only:
         return 0
 
-    designs = [(name, params, cfg) for name, params, cfg in DEFAULT_DESIGNS if DESIGNS[name].available]
+    designs = [(resolve_design(name, params), cfg) for name, params, cfg in DEFAULT_DESIGNS]
     print("\n== 3. Verilog of the default designs\n")
     tests = []
-    for name, params, cfg in designs:
-        spec = DESIGNS[name]
-        verilog, sidecar, info = write_design(spec, params, out / "verilog", build_root=out / "gen")
-        print(f"{name:8} {info['top']:32} latency {info['latency']}, {info['macs_per_cycle']} MACs/cycle  {verilog}")
-        tests.append(RegressionTest(name=info["top"], component=spec.component_class,
-                                    test_module=f"mxsf.sim.tests.{spec.test_module}", params=params,
-                                    config=cfg, top=info["top"]))
+    for design, cfg in designs:
+        verilog, sidecar, info = write_design(design, out / "verilog", build_root=out / "gen")
+        print(f"{design.name:8} {info['top']:32} latency {info['latency']}, {info['macs_per_cycle']} MACs/cycle  {verilog}")
+        test = design_regression(design, config=cfg)
+        tests.append(dataclasses.replace(test, name=design.top))
 
     print("\n== 4. Quick cocotb check against the golden cycle model (Verilator)\n", flush=True)
     status = 0
@@ -82,7 +81,7 @@ def _cmd_demo(args) -> int:
 
     print(f"\n== 5. Synthesis (Yosys, generic cells with Nangate45 area ratios, NAND2 = 1 GE; "
           f"{args.jobs} parallel jobs)\n", flush=True)
-    jobs = [make_job(name, params) for name, params, _ in designs]
+    jobs = [make_job(design) for design, _ in designs]
     results = run_jobs(jobs, synth_dir=out / "synth", workers=args.jobs,
                        progress=ProgressBar(len(jobs), stream=sys.stdout))
     rows = compare_rows(results, accuracy=load_accuracy(), block_size=32, lanes=32)

@@ -17,14 +17,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mxsf.cli import CLIError, positive_int, table
-from mxsf.cli_hw import add_design_options, design_params
+from .common import CLIError, first_line, positive_int, table
+from .hw import add_design_options, design_from_args
 
 __all__ = ["register"]
 
 def _synth_error(error: Exception) -> CLIError:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return CLIError(text)
+    return CLIError(first_line(error))
 
 
 # --------------------------------------------------------------------------- mxsf synth
@@ -34,8 +33,7 @@ def _cmd_synth(args) -> int:
     from mxsf.synth import SynthError
     from mxsf.synth.compare import make_job, run_jobs
 
-    spec, params = design_params(args)
-    job = make_job(spec.name, params)
+    job = make_job(design_from_args(args))
 
     synth_dir = Path(args.out_dir) if args.out_dir is not None else None
     try:
@@ -99,7 +97,7 @@ def _cmd_compare(args) -> int:
 
 def register(subparsers) -> None:
     """Add the ``synth`` and ``compare`` commands."""
-    from mxsf.hw.registry import design_names
+    from mxsf.gen.registry import design_names
 
     s = subparsers.add_parser(
         "synth", help="synthesise one design and print its area report",

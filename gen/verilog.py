@@ -10,19 +10,21 @@ at the same time.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from amaranth.back import verilog
-from amaranth.hdl import Const, Value, ValueCastable
-from amaranth.lib import wiring
+from amaranth.hdl import Const, Shape, Value, ValueCastable
+from amaranth.lib import data, wiring
 
-from .design import BuiltDesign, Port, params_json
+from .built import BuiltDesign, Port, params_json
+from .files import atomic_write, write_if_changed
 
-__all__ = ["build_verilog", "default_top_name", "write_if_changed", "read_verilog_ports"]
+__all__ = ["build_verilog", "default_top_name", "read_verilog_ports", "layout_fields", "payload_layouts",
+           "write_design"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -30,31 +32,6 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def default_top_name(component_cls: type) -> str:
     """Return the snake_case form of a class name (``ExampleMac`` gives ``example_mac``)."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", component_cls.__name__).lower()
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` atomically unless it already holds exactly that text.
-
-    Returns
-    -------
-    bool
-        Whether the file was (re)written.
-    """
-    try:
-        if path.read_text() == text:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
 
 
 def _check_arguments(component_cls: object, params: object, name: object) -> None:
@@ -173,3 +150,75 @@ def build_verilog(component_cls: type[wiring.Component], params: Mapping[str, An
     )
     write_if_changed(build_dir / "design.json", design.to_json() + "\n")
     return design
+
+
+# ------------------------------------------------------------------------------------
+# Verilog + JSON sidecar of a registry design (``mxsf generate``)
+# ------------------------------------------------------------------------------------
+
+def layout_fields(shape, prefix: str = "") -> list[dict]:
+    """Leaf fields of a payload shape: ``[{"name", "offset", "width"}]`` (LSB first)."""
+    if isinstance(shape, type) and issubclass(shape, data.Struct):
+        shape = data.Layout.cast(shape)
+    if isinstance(shape, data.Layout):
+        out = []
+        for name, fld in shape:
+            label = f"{prefix}[{name}]" if isinstance(name, int) else (f"{prefix}.{name}" if prefix else name)
+            for leaf in layout_fields(fld.shape, label):
+                out.append({**leaf, "offset": leaf["offset"] + fld.offset})
+        return out
+    return [{"name": prefix or "value", "offset": 0, "width": Shape.cast(shape).width}]
+
+
+def payload_layouts(component: wiring.Component) -> dict:
+    """``{"<port>__payload": layout_fields(...)}`` of every stream port of ``component``."""
+    out = {}
+    for name, member in component.signature.members.items():
+        if member.is_signature:
+            sub = member.signature.members
+            if "payload" in sub:
+                out[f"{name}__payload"] = layout_fields(sub["payload"].shape)
+    return out
+
+
+def write_design(design, out_dir: str | os.PathLike[str], *, build_root: str | os.PathLike[str] = "build"):
+    """Write ``<top>.v`` and the JSON sidecar ``<top>.json`` of a resolved design.
+
+    Parameters
+    ----------
+    design : mxsf.gen.design.Design
+    out_dir : path-like
+        Output folder (created).
+    build_root : path-like
+        Where :func:`build_verilog` caches the Verilog.
+
+    Returns
+    -------
+    (Path, Path, dict)
+        The Verilog path, the sidecar path and the sidecar's content.
+    """
+    out_dir = Path(out_dir)
+    built = build_verilog(design.component_class, design.params, name=design.top, root=build_root)
+    text = built.verilog_path.read_text()
+    verilog = out_dir / f"{design.top}.v"
+    atomic_write(verilog, text)
+    sidecar = {
+        "design": design.name,
+        "description": design.spec.description,
+        "component": design.spec.target,
+        "top": design.top,
+        "params": design.json_params(),
+        "latency": built.latency,
+        "macs_per_cycle": design.macs,
+        "ports": [{"name": p.name, "direction": p.direction, "width": p.width} for p in built.ports],
+        "constant_ports": dict(built.const_ports),
+        "payload_fields": payload_layouts(design.probe()),
+        "clock": "clk (rising edge)" if any(p.name == "clk" for p in built.ports) else None,
+        "reset": "rst (synchronous, active high)" if any(p.name == "rst" for p in built.ports) else None,
+        "verilog": verilog.name,
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+    if design.fmt is not None:
+        sidecar["format"] = design.fmt.describe()
+    js = atomic_write(out_dir / f"{design.top}.json", json.dumps(sidecar, indent=2, default=str) + "\n")
+    return verilog, js, sidecar
