@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.mxsf-installed
 JOBS   ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: all setup test test-slow demo bench iverilog clean
+.PHONY: all setup test test-slow demo bench iverilog eda clean
 
 all: test
 
-setup: $(STAMP) iverilog
+setup: $(STAMP) iverilog eda
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,23 @@ iverilog:
 	      || { echo "error: apt-get install iverilog failed"; exit 1; }; \
 	  else \
 	    echo "note: Icarus Verilog not found; install it with 'sudo apt-get install iverilog' (Icarus tests are skipped until then)"; \
+	  fi; \
+	fi
+
+# OpenSTA (timing and power) and the OSU 0.18 um cells (mxsf synth --lib osu018) are
+# Debian packages too: installed the same way when we can, else say how.
+OSU_LIB := /usr/share/qflow/tech/osu018/osu018_stdcells.lib
+eda:
+	@missing=""; \
+	command -v sta >/dev/null 2>&1 || missing="$$missing opensta"; \
+	[ -f $(OSU_LIB) ] || missing="$$missing qflow-tech-osu018"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing$$missing (Debian) ..."; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null \
+	      || { echo "error: apt-get install$$missing failed"; exit 1; }; \
+	  else \
+	    echo "note:$$missing not found; install with 'sudo apt-get install$$missing' (the osu018 flow and its tests are skipped until then)"; \
 	  fi; \
 	fi
 

@@ -6,7 +6,12 @@ reference measured in the same run: ml_dtypes' plain cast
 scales), and the ratio. Then ``matmul`` 512x512 @ 512x512 per format (1D blocks of
 32) and the ``bf16_matmul`` baseline.
 
-Usage: python benchmarks/golden_bench.py [--log2n 22] [--repeat 3] [--mm 512]
+Then the numerics options (SPEC.md 8, 9, 10) beside the default in the same run:
+``quantize`` with ``scale_rounding`` ceil / even and ``rounding="stochastic"`` against
+``floor``/``rne`` (timed round-robin, best of ``--repeat``, so machine load hits every
+option alike), and ``matmul(acc="bf16")`` against ``acc="fp32"``.
+
+Usage: python benchmarks/golden_bench.py [--log2n 22] [--repeat 3] [--mm 512] [--options-only]
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--log2n", type=int, default=22, help="log2 of the number of values (default 22)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per figure, best kept (default 3)")
     ap.add_argument("--mm", type=int, default=512, help="matmul size (default 512)")
+    ap.add_argument("--options-only", action="store_true", help="only the numerics-options figures")
     args = ap.parse_args(argv)
 
     n = 1 << args.log2n
@@ -73,6 +79,8 @@ def main(argv=None) -> int:
           f"Python {platform.python_version()}, single thread")
     print(f"{n} float32 values (2^{args.log2n}), blocks of 32 (mx9/mx6/mx4: 16 with a microexponent per pair), "
           f"best of {args.repeat} after a warm-up\n")
+    if args.options_only:
+        return options_bench(x, args)
 
     # reference: ml_dtypes' plain cast to FP8 E4M3 (no scales, no NaN handling beyond the cast)
     def ref():
@@ -115,6 +123,43 @@ def main(argv=None) -> int:
     bf16_matmul(A, B)
     t = best_time(lambda: bf16_matmul(A, B), 2)
     print(f"{'bf16':<10} {t:>10.3f} {macs / t / 1e9:>10.3f}")
+    print()
+    return options_bench(x, args)
+
+
+OPTIONS = [
+    ("floor, rne (default)", {}),
+    ("ceil", {"scale_rounding": "ceil"}),
+    ("even", {"scale_rounding": "even"}),
+    ("stochastic (8 bits)", {"rounding": "stochastic"}),
+    ("stochastic (16 bits)", {"rounding": "stochastic", "sr_bits": 16}),
+]
+
+
+def options_bench(x, args) -> int:
+    """quantize per option beside the default, round-robin timed; matmul acc=bf16 vs fp32."""
+    n = x.size
+    for name in ("mxsf", "fp8_e4m3"):
+        fns = [(label, (lambda o=o: quantize(x, name, **o))) for label, o in OPTIONS]
+        for _, fn in fns:
+            fn()                                   # warm-up: tables
+        best = {label: float("inf") for label, _ in fns}
+        for _ in range(args.repeat):
+            for label, fn in fns:
+                t0 = time.perf_counter()
+                fn()
+                best[label] = min(best[label], time.perf_counter() - t0)
+        base = best[OPTIONS[0][0]]
+        print(f"quantize {name}, {n} values: option, Me/s, time / default")
+        for label, _ in fns:
+            print(f"  {label:<22} {n / best[label] / 1e6:>8.1f} {best[label] / base:>8.2f}x")
+    m = args.mm // 2
+    rng = np.random.default_rng(2)
+    qa = quantize(rng.standard_normal((m, m)).astype(np.float32), "mxsf", 32, axis=1)
+    qb = quantize(rng.standard_normal((m, m)).astype(np.float32), "mxsf", 32, axis=0)
+    t32 = best_time(lambda: matmul(qa, qb), 2)
+    t16 = best_time(lambda: matmul(qa, qb, acc="bf16"), 2)
+    print(f"matmul mxsf {m}x{m}: acc=fp32 {t32:.3f} s, acc=bf16 {t16:.3f} s ({t16 / t32:.2f}x)")
     return 0
 
 

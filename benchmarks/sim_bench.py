@@ -5,7 +5,10 @@ cached one), simulated cycles per second of wall time and MACs per second, runni
 PE regression's ``back_to_back`` test (one beat every cycle, every output compared with
 the golden cycle model), then the systolic arrays (4x4 and 8x8, MXSF and BF16, on
 Verilator: see ``array_bench.py``, which this runs).
-Usage: ``python benchmarks/sim_bench.py [--sims verilator,icarus] [--no-arrays]``.
+Then (unless ``--no-vectors``) the vector-file path against the cocotb path on the same
+designs in the same run (``vector_bench.py``: MXSF PE, BF16 PE, 4x4 MXSF array,
+re-quantizer; add ``--million`` for one million MXSF dot products).
+Usage: ``python benchmarks/sim_bench.py [--sims verilator,icarus] [--no-arrays] [--no-vectors] [--million]``.
 """
 
 import argparse
@@ -38,6 +41,8 @@ def main(argv=None):
     ap.add_argument("--sims", default=",".join(available_simulators()))
     ap.add_argument("--root", default="build/bench-sim", help="fresh build root (deleted first)")
     ap.add_argument("--no-arrays", action="store_true", help="skip the systolic-array part")
+    ap.add_argument("--no-vectors", action="store_true", help="skip the vector-file vs cocotb part")
+    ap.add_argument("--million", action="store_true", help="vector part: one million MXSF dot products")
     ap.add_argument("--array-cycles", type=int, default=4000, help="cycles per array run")
     args = ap.parse_args(argv)
     sims = [s for s in args.sims.split(",") if s]
@@ -67,10 +72,18 @@ def main(argv=None):
             print(f"{name:24} {sim:9} {build_s:8.1f} {cached_s:8.3f} {cycles:8.0f} {rate:9.0f} "
                   f"{rate * macs:10.3g} {'yes':>8}", flush=True)
             del fresh
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if not args.no_vectors:
+        import vector_bench
+
+        print()
+        code = vector_bench.main(["--sims", ",".join(sims), "--root", str(root / "vectors"),
+                                  *(["--million"] if args.million else [])])
+        if code:
+            return code
     if args.no_arrays or "verilator" not in sims:
         return 0
     print()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import array_bench
 
     return array_bench.main(["--cycles", str(args.array_cycles), "--root", str(root / "arrays")])

@@ -12,7 +12,14 @@ Results are cached under the synthesis folder (default build/synth): a re-run ta
 seconds. ``--no-cache`` reruns everything. Exits 1 if a sanity check fails (every area
 positive, reference ratios 1, every MX PE smaller per MAC than the BF16 PE).
 
-Usage: python benchmarks/synth_bench.py [--jobs N] [--no-cache] [--synth-dir DIR]
+With ``--lib osu018`` it prints the silicon table instead (:func:`osu_main`): for each PE
+format (block 32, 32 lanes), the BF16 PE (1 lane and 32 lanes: the same MACs per cycle as
+the MX PEs) and 4x4 arrays of MXSF and of BF16 PEs (4 lanes each: equal throughput):
+GE, Fmax, pJ/MAC from golden-checked gate-level activity (PEs) and vectorless, ratios to
+the BF16 PE and the MXFP8 E4M3 PE, and the wall time of each step (synthesis, gate-level
+simulation, STA).
+
+Usage: python benchmarks/synth_bench.py [--jobs N] [--no-cache] [--synth-dir DIR] [--lib osu018]
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ import time
 
 from mxsf.cli.common import table
 from mxsf.golden import ELEMENT_FORMATS
-from mxsf.synth.compare import (ProgressBar, compare_rows, load_accuracy, make_job,
-                                plan_compare, run_jobs)
+from mxsf.synth.compare import (ProgressBar, compare_rows, format_params, load_accuracy,
+                                make_job, plan_compare, run_jobs)
 
 BLOCK, LANES = 32, 32
 
@@ -52,7 +59,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-cache", action="store_true", help="rerun every synthesis")
     p.add_argument("--synth-dir", default=None, help="synthesis folder (default build/synth)")
     p.add_argument("--array-lanes", type=int, default=4, help="lanes per PE of the 4x4 array (default 4)")
+    p.add_argument("--lib", default="generic", help="generic (area table) or osu018 (silicon table)")
+    p.add_argument("--formats", default="all", help="PE formats of the osu018 table (default all)")
+    p.add_argument("--no-arrays", action="store_true", help="osu018: leave out the 4x4 arrays")
     args = p.parse_args(argv)
+    if args.lib != "generic":
+        return osu_main(args)
     started = time.perf_counter()
     print(f"mxsf synthesis benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"jobs {args.jobs}, cache {'off' if args.no_cache else 'on'}\n")
@@ -95,6 +107,61 @@ def main(argv=None) -> int:
     problems += [f"{r['top']} is not smaller per MAC than the BF16 PE" for r in rows
                  if r["design"] == "pe" and not r["ratio_vs_bf16"] < 1.0]
     print(f"\nTotal {time.perf_counter() - started:.1f} s")
+    if problems:
+        print("sanity check failed: " + "; ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+def osu_main(args) -> int:
+    """The silicon table (see the module docstring)."""
+    import functools
+
+    from mxsf.cli.energy import measure_energy
+    from mxsf.synth.compare import parse_formats
+
+    started = time.perf_counter()
+    formats = parse_formats(args.formats)
+    print(f"mxsf silicon benchmark ({args.lib}): Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, jobs {args.jobs}, cache {'off' if args.no_cache else 'on'}\n")
+    jobs = plan_compare(["pe"], formats, block_size=BLOCK, lanes=LANES)
+    jobs.append(make_job("bf16-pe", {"lanes": LANES}))
+    if not args.no_arrays:
+        for fmt in ("mxsf", "bf16"):
+            jobs.append(make_job("array", {"fmt": fmt, "rows": 4, "cols": 4, "block_size": BLOCK,
+                                           "lanes": args.array_lanes}))
+    activity = functools.partial(measure_energy, cache=not args.no_cache)
+    results = run_jobs(jobs, synth_dir=args.synth_dir, cache=not args.no_cache, workers=args.jobs,
+                       progress=ProgressBar(len(jobs)), lib=args.lib, activity=activity)
+    rows = compare_rows(results, accuracy=load_accuracy(), block_size=BLOCK, lanes=LANES)
+    by_top = {r.job.top: r for r in results}
+    head = ["design", "format", "params", "MACs/cyc", "GE", "GE/MAC", "Fmax (MHz)",
+            "pJ/MAC act.", "pJ/MAC vl.", "pJ x BF16", "pJ x E4M3", "SQNR 1D", "synth (s)",
+            "sim (s)", "STA (s)"]
+    lines = []
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for r in rows:
+        res = by_top[r["top"]]
+        e = res.energy or {}
+        lines.append([r["design"], r["format"], format_params(r["params"]), r["macs_per_cycle"],
+                      f"{r['area_ge']:.0f}", f"{r['ge_per_mac']:.1f}", num(r.get("fmax_mhz"), ".1f"),
+                      num(r.get("pj_per_mac"), ".2f"), num(r.get("pj_per_mac_vectorless"), ".2f"),
+                      num(r.get("pj_ratio_vs_bf16"), ".3f"), num(r.get("pj_ratio_vs_fp8_e4m3"), ".3f"),
+                      num(r.get("sqnr_1d_db"), ".2f"), f"{res.report.wall_time_s:.1f}",
+                      num(e.get("sim_time_s"), ".1f"),
+                      f"{res.report.sta_time_s + (e.get('sta_time_s') or 0):.1f}"])
+    print(table(head, lines))
+    print("\npJ/MAC act.: power from a golden-checked gate-level simulation of 8 gaussian dot "
+          "products of length 256, one beat a cycle; vl.: vectorless (inputs toggle 0.1/cycle). "
+          "Both at each design's own Fmax. Ratios use the activity figure where both rows have "
+          "it, else vectorless.")
+    print(f"\nTotal {time.perf_counter() - started:.1f} s")
+    problems = [f"{r['top']}: no power" for r in rows if r.get("power_mw") is None]
+    problems += [f"{r['top']}: no activity figure" for r in rows
+                 if r["design"] in ("pe", "bf16-pe") and r.get("pj_per_mac") is None]
     if problems:
         print("sanity check failed: " + "; ".join(problems), file=sys.stderr)
         return 1

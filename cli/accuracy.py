@@ -9,6 +9,7 @@ format, tiles against 1D blocks. Both print a Markdown table and write
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -35,7 +36,13 @@ def register(subparsers) -> None:
                    help="2D tile rows and columns (default 32 32)")
     s.add_argument("--size", type=positive_int, nargs=2, default=[256, 256], metavar=("R", "C"),
                    help="shape of the generated tensors (default 256 256)")
-    s.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated tensors (default 0)")
+    s.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the generated tensors and of stochastic rounding (default 0)")
+    s.add_argument("--scale-rounding", default="floor", metavar="MODES",
+                   help="scale rules measured side by side: 'all' or a comma-separated list of "
+                        "floor, ceil, even (default floor)")
+    s.add_argument("--rounding", default="rne", help="element rounding: rne (default) or stochastic")
+    s.add_argument("--sr-bits", type=int, default=8, help="random bits of stochastic rounding (1..16, default 8)")
     s.add_argument("--input", metavar="X.npy", help="also measure this floating-point .npy tensor")
     s.add_argument("--out", default="build/accuracy", help="output folder (default build/accuracy)")
     s.set_defaults(func=cmd_accuracy)
@@ -51,6 +58,11 @@ def register(subparsers) -> None:
     s.add_argument("--epochs", type=positive_int, default=15, help="epochs (default 15)")
     s.add_argument("--seed", type=non_negative_int, default=0, help="seed of split, weights and batch order (default 0)")
     s.add_argument("--narrow", action="store_true", help="add the 6- and 4-bit formats")
+    s.add_argument("--grad-rounding", default="rne",
+                   help="rounding of the gradient operands dZ, dH: rne (default) or stochastic "
+                        "(SPEC.md 9; also --rounding)")
+    s.add_argument("--rounding", dest="grad_rounding", help=argparse.SUPPRESS)
+    s.add_argument("--sr-bits", type=int, default=8, help="random bits of stochastic rounding (default 8)")
     s.add_argument("--tile", type=positive_int, default=32, metavar="T", help="square tile size (default 32)")
     s.add_argument("--block-size", type=positive_int, default=32, help="1D block size along K (default 32)")
     s.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
@@ -109,33 +121,45 @@ def _figure(w: float, h: float):
 # accuracy
 # ------------------------------------------------------------------------------------
 
+def _label(r: dict) -> str:
+    """Row label: the format, and its scale rule when the table has one (bf16: none)."""
+    mode = r.get("scale_rounding", "-")
+    return r["format"] if mode == "-" else f"{r['format']} {mode}"
+
+
 def sqnr_table(rows: list[dict]) -> str:
-    """Markdown table: one row per format, one column per tensor, cells "1D / tile" SQNR (dB)."""
-    fmts = list(dict.fromkeys(r["format"] for r in rows))
+    """Markdown table: one row per format and scale rule, one column per tensor, cells
+    "1D / tile" SQNR (dB), then the mean SQNR and the mean clipped and flushed fractions."""
+    labels = list(dict.fromkeys(_label(r) for r in rows))
     dists = list(dict.fromkeys(r["distribution"] for r in rows))
-    cell = {(r["format"], r["distribution"]): r for r in rows}
+    cell = {(_label(r), r["distribution"]): r for r in rows}
     out = []
-    for f in fmts:
+    for f in labels:
         rs = [cell[f, d] for d in dists]
-        m1 = float(np.mean([r["sqnr_1d_db"] for r in rs]))
-        mt = float(np.mean([r["sqnr_tile_db"] for r in rs]))
+
+        def mean(key):
+            return float(np.mean([r.get(key, 0.0) for r in rs]))
         out.append((f, *(f"{_fmt_db(r['sqnr_1d_db'])} / {_fmt_db(r['sqnr_tile_db'])}" for r in rs),
-                    f"{_fmt_db(m1)} / {_fmt_db(mt)}"))
-    return table(("format", *dists, "mean"), out)
+                    f"{_fmt_db(mean('sqnr_1d_db'))} / {_fmt_db(mean('sqnr_tile_db'))}",
+                    f"{100 * mean('clipped_1d'):.3f}% / {100 * mean('clipped_tile'):.3f}%",
+                    f"{100 * mean('flushed_1d'):.2f}% / {100 * mean('flushed_tile'):.2f}%"))
+    return table(("format", *dists, "mean", "clipped", "flushed"), out)
 
 
 def _detail_table(rows: list[dict]) -> str:
     return table(
-        ("format", "tensor", "SQNR 1D", "SQNR tile", "max rel 1D", "max rel tile", "flushed 1D", "flushed tile"),
-        [(r["format"], r["distribution"], _fmt_db(r["sqnr_1d_db"]), _fmt_db(r["sqnr_tile_db"]),
+        ("format", "tensor", "SQNR 1D", "SQNR tile", "max rel 1D", "max rel tile", "flushed 1D", "flushed tile",
+         "clipped 1D", "clipped tile"),
+        [(_label(r), r["distribution"], _fmt_db(r["sqnr_1d_db"]), _fmt_db(r["sqnr_tile_db"]),
           f"{r['max_rel_1d']:.3g}", f"{r['max_rel_tile']:.3g}",
-          f"{100 * r['flushed_1d']:.2f}%", f"{100 * r['flushed_tile']:.2f}%") for r in rows])
+          f"{100 * r['flushed_1d']:.2f}%", f"{100 * r['flushed_tile']:.2f}%",
+          f"{100 * r.get('clipped_1d', 0):.3f}%", f"{100 * r.get('clipped_tile', 0):.3f}%") for r in rows])
 
 
 def _heatmap(rows: list[dict], path: Path, block_size: int, tile) -> None:
-    fmts = list(dict.fromkeys(r["format"] for r in rows))
+    fmts = list(dict.fromkeys(_label(r) for r in rows))
     dists = list(dict.fromkeys(r["distribution"] for r in rows))
-    cell = {(r["format"], r["distribution"]): r for r in rows}
+    cell = {(_label(r), r["distribution"]): r for r in rows}
     cols = [(d, k) for d in dists for k in ("sqnr_1d_db", "sqnr_tile_db")]
     z = np.array([[cell[f, d][k] for d, k in cols] for f in fmts], dtype=float)
     fig = _figure(1.0 + 0.9 * len(cols), 1.2 + 0.45 * len(fmts))
@@ -174,7 +198,8 @@ def cmd_accuracy(args) -> int:
         raise CLIError(f"--size must hold at most 2^24 elements, not {size[0]} x {size[1]}")
     t0 = time.perf_counter()
     rows = accuracy_table(formats, block_size=args.block_size, tile=tile, size=size, seed=args.seed,
-                          tensors=tensors)
+                          tensors=tensors, scale_rounding=args.scale_rounding, rounding=args.rounding,
+                          sr_bits=args.sr_bits, sr_seed=args.seed)
     secs = time.perf_counter() - t0
 
     out = Path(args.out)
@@ -182,7 +207,9 @@ def cmd_accuracy(args) -> int:
     head = (f"Quantization SQNR (dB), cells '1D / tile': 1D blocks of {args.block_size} along the rows, "
             f"{tile[0]}x{tile[1]} tiles; generated tensors {size[0]}x{size[1]}, seed {args.seed}; "
             "mx9/mx6/mx4 in their own 1D blocks of 16 (no tiles: '-'); "
-            "bf16 = element-wise bfloat16 rounding (no blocks).")
+            "bf16 = element-wise bfloat16 rounding (no blocks); "
+            f"element rounding {args.rounding}" + (f" ({args.sr_bits} random bits)" if args.rounding == "stochastic" else "")
+            + "; clipped and flushed: mean over the tensors, '1D / tile'.")
     main_table = sqnr_table(rows)
     print(head + "\n")
     print(main_table)
@@ -192,14 +219,17 @@ def cmd_accuracy(args) -> int:
                                    for k, v in tensors.items())
     md = (f"# Quantization accuracy\n\n{head}\n\n{main_table}\n\n## Tensors\n\n{legend}\n\n"
           "## Detail\n\nmax rel = max |xq - x| / |x| over x != 0 (1 when an element is flushed to zero); "
-          "flushed = share of non-zero x quantized to 0.\n\n" + _detail_table(rows) + "\n")
+          "flushed = share of non-zero x quantized to 0; clipped = share of x with |x| > largest x 2^E "
+          "of its block (saturated).\n\n" + _detail_table(rows) + "\n")
     (out / "accuracy.md").write_text(md)
     _write_csv(out / "accuracy.csv", rows)
     meta = {"block_size": args.block_size, "tile": list(tile), "size": list(size), "seed": args.seed,
             "formats": formats, "distributions": {**DISTRIBUTIONS, **{k: f"user tensor {args.input}" for k in tensors}},
+            "scale_rounding": args.scale_rounding, "rounding": args.rounding, "sr_bits": args.sr_bits,
             "metrics": {"sqnr_db": "10 log10(sum x^2 / sum (xq-x)^2)",
                         "max_rel": "max |xq-x|/|x| over x != 0",
-                        "flushed": "share of x != 0 with xq == 0"},
+                        "flushed": "share of x != 0 with xq == 0",
+                        "clipped": "share of x with |x| > largest x 2^E of its block (saturated)"},
             "rows": rows}
     (out / "accuracy.json").write_text(json.dumps(_json_safe(meta), indent=1) + "\n")
     _heatmap(rows, out / "accuracy.png", args.block_size, tile)
@@ -283,13 +313,16 @@ def cmd_train_demo(args) -> int:
 
     t0 = time.perf_counter()
     results = train_demo(formats, epochs=args.epochs, seed=args.seed, narrow=args.narrow, tile=args.tile,
-                         block_size=args.block_size, batch_size=args.batch_size, progress=progress)
+                         block_size=args.block_size, batch_size=args.batch_size, progress=progress,
+                         grad_rounding=args.grad_rounding, sr_bits=args.sr_bits)
     secs = time.perf_counter() - t0
     tab = train_table(results)
     head = (f"Final test accuracy and loss after {args.epochs} epochs (seed {args.seed}; "
             f"{len(results)} runs in {secs:.1f} s). Tiles: {args.tile}x{args.tile}, the backward pass reuses "
             f"the forward codes via .T; 1D: blocks of {args.block_size} along K, re-quantized for the "
-            "transpose. fp32/bf16 have no blocks (same figure in both columns).")
+            "transpose. fp32/bf16 have no blocks (same figure in both columns)."
+            + (f" MX gradient operands dZ, dH stochastically rounded ({args.sr_bits} random bits, "
+               "a fresh seed per gradient)." if args.grad_rounding == "stochastic" else ""))
     print(head + "\n")
     print(tab)
     (out / "train.md").write_text(f"# Training demo\n\n{head}\n\n{tab}\n")

@@ -6,7 +6,9 @@
 
 ``mxsf test DESIGN [params] [--sim verilator|icarus|both] [--exhaustive] [--seed S]
 [--count N] [--waves]`` runs the design's cocotb regression against the golden model
-with a progress line per test and a summary; exit status 1 on a failure.
+with a progress line per test and a summary; exit status 1 on a failure. With
+``--vectors N`` (and for the PE with ``--exhaustive``) it runs the vector-file regression
+instead (:mod:`mxsf.sim.vector_regression`).
 """
 
 from pathlib import Path
@@ -25,6 +27,13 @@ PARAM_OPTIONS = {
     "n": ("--n", positive_int, "N", "inputs of the max-exponent finder"),
     "stages": ("--stages", int, "S", "pipeline stages (max-exponent finder, re-quantizer)"),
     "dim": ("--dim", positive_int, "D", "side of the stored square operands and of C (gemm)"),
+    # numerics options (SPEC.md 8, 9, 10); the component checks the values
+    "scale_rounding": ("--scale-rounding", str, "MODE", "scale rule: floor (default), ceil, even"),
+    "rounding": ("--rounding", str, "MODE", "element rounding: rne (default), stochastic"),
+    "sr_bits": ("--sr-bits", int, "R", "random bits per element of stochastic rounding (1..16, default 8)"),
+    "seed": ("--sr-seed", int, "S", "32-bit seed of the stochastic-rounding generator (default 0; "
+             "--seed too, except in `mxsf test` where --seed seeds the stimulus)"),
+    "acc": ("--acc", str, "A", "accumulator: fp32 (default), bf16"),
 }
 
 
@@ -43,14 +52,16 @@ def _option(param: str) -> tuple:
                                      f"constructor parameter {param}"))
 
 
-def add_design_options(parser) -> None:
-    """The design name and an option for every constructor parameter of the registry."""
+def add_design_options(parser, *, seed_alias: bool = True) -> None:
+    """The design name and an option for every constructor parameter of the registry
+    (``seed_alias``: ``--seed`` also sets the stochastic-rounding seed ``--sr-seed``)."""
     from mxsf.gen.registry import design_names
 
     parser.add_argument("design", metavar="DESIGN", help=f"one of: {', '.join(design_names())}")
     for param in _param_names():
         flag, typ, metavar, text = _option(param)
-        parser.add_argument(flag, dest=f"param_{param}", type=typ, metavar=metavar, help=text)
+        flags = [flag, "--seed"] if param == "seed" and seed_alias else [flag]
+        parser.add_argument(*flags, dest=f"param_{param}", type=typ, metavar=metavar, help=text)
     parser.add_argument("--tile", type=positive_int, nargs=2, metavar=("R", "C"),
                         help="tile rows and columns (same as --rows R --cols C)")
 
@@ -96,6 +107,8 @@ def _cmd_test(args) -> int:
     from mxsf.sim.run import SIMULATORS
 
     design = design_from_args(args)
+    if args.vectors is not None or (args.exhaustive and design.name == "pe"):
+        return _cmd_test_vectors(args, design)
     sims = list(SIMULATORS) if args.sim == "both" else [args.sim]
     config = {"exhaustive": bool(args.exhaustive)}
     if args.count is not None:
@@ -107,6 +120,23 @@ def _cmd_test(args) -> int:
     return run_regression([test], sims=sims, seed=args.seed, waves=args.waves, timeout_s=timeout)
 
 
+def _cmd_test_vectors(args, design) -> int:
+    """``--vectors N`` (and ``--exhaustive`` for the PE): the vector-file regression."""
+    from mxsf.sim.run import SIMULATORS
+    from mxsf.sim.vector_regression import VECTOR_DESIGNS, run_vector_regression
+
+    if design.name not in VECTOR_DESIGNS:
+        raise CLIError(f"--vectors: design must be one of {', '.join(VECTOR_DESIGNS)}; not {design.name}")
+    if args.waves or args.count is not None:
+        raise CLIError("--vectors does not take --waves or --count (the count is the --vectors value)")
+    sims = list(SIMULATORS) if args.sim == "both" else [args.sim]
+    count = args.vectors if args.vectors is not None else 1000
+    print(f"testing {design.describe()} on {', '.join(sims)} with vector files: {count} random"
+          + (" + every code pair" if args.exhaustive else ""), flush=True)
+    return run_vector_regression(design, sims=sims, count=count, exhaustive=bool(args.exhaustive),
+                                 seed=args.seed)
+
+
 def register(sub) -> None:
     s = sub.add_parser("generate", help="write the Verilog and JSON sidecar of a design")
     add_design_options(s)
@@ -114,10 +144,13 @@ def register(sub) -> None:
     s.set_defaults(func=_cmd_generate)
 
     s = sub.add_parser("test", help="run the cocotb regression of a design against the golden model")
-    add_design_options(s)
+    add_design_options(s, seed_alias=False)
     s.add_argument("--sim", choices=("verilator", "icarus", "both"), default="verilator")
     s.add_argument("--exhaustive", action="store_true", help="run the exhaustive sweeps (all code pairs)")
     s.add_argument("--seed", type=int, default=None, help="random seed (printed on failure)")
     s.add_argument("--count", type=positive_int, default=None, help="random transactions per test")
     s.add_argument("--waves", action="store_true", help="always record waveforms")
+    s.add_argument("--vectors", type=positive_int, default=None, metavar="N",
+                   help="vector-file regression at simulator speed: N random dot products / tiles / groups "
+                        "(pe, bf16-pe, maxexp, requantizer, array); --exhaustive adds every PE code pair")
     s.set_defaults(func=_cmd_test)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import sys
 
-from . import accuracy, demo, hw, quantize, synth
+from . import accuracy, demo, hw, infer, quantize, synth
 from .common import CLIError, Parser, first_line
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
-COMMAND_MODULES = (quantize, hw, synth, accuracy, demo)
+COMMAND_MODULES = (quantize, hw, synth, accuracy, demo, infer)
 """The command groups, in the order ``mxsf --help`` lists them."""
 
 

@@ -8,6 +8,19 @@ import numpy as np
 
 from .common import load_npy, positive_int, table
 
+
+def add_numerics_options(parser) -> None:
+    """``--scale-rounding``, ``--rounding``, ``--sr-bits``, ``--seed`` (SPEC.md 8 and 9); the
+    golden model checks the values (ValueError naming the parameter: one line, exit 2)."""
+    parser.add_argument("--scale-rounding", default="floor", metavar="MODE",
+                        help="scale rule: floor (default, OCP), ceil (no clipping), even")
+    parser.add_argument("--rounding", default="rne", metavar="MODE",
+                        help="element rounding: rne (default) or stochastic")
+    parser.add_argument("--sr-bits", type=int, default=8, metavar="R",
+                        help="random bits per element of stochastic rounding (1..16, default 8)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="32-bit seed of stochastic rounding (default 0)")
+
 __all__ = ["register", "format_table"]
 
 
@@ -41,12 +54,16 @@ def _cmd_quantize(args) -> int:
 
     x = load_npy(args.input)
     fmt = get_format(args.fmt, element_only=True)
+    options = dict(scale_rounding=args.scale_rounding, rounding=args.rounding, sr_bits=args.sr_bits,
+                   seed=args.seed)
     if args.tile is not None:
-        q = quantize_tiles(x, fmt, tile=tuple(args.tile))
+        q = quantize_tiles(x, fmt, tile=tuple(args.tile), **options)
         geometry = f"tiles {args.tile[0]}x{args.tile[1]}"
     else:
-        q = quantize(x, fmt, block_size=args.block_size, axis=args.axis)
+        q = quantize(x, fmt, block_size=args.block_size, axis=args.axis, **options)
         geometry = f"1D blocks of {max(q.block_shape)} along axis {args.axis}"
+    geometry += f", scale {args.scale_rounding}, {args.rounding}" + (
+        f" ({args.sr_bits} bits, seed {args.seed})" if args.rounding == "stochastic" else "")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     extra = {} if q.microexp is None else {"microexp": q.microexp}    # mx9/mx6/mx4: pair bits
@@ -70,5 +87,6 @@ def register(sub) -> None:
                    help="1D block size (default 32; mx9/mx6/mx4: 16, their only size)")
     g.add_argument("--tile", type=positive_int, nargs=2, metavar=("R", "C"), help="2D tiles of R x C")
     s.add_argument("--axis", type=int, default=-1, help="axis of the 1D blocks (default -1)")
+    add_numerics_options(s)
     s.add_argument("-o", "--output", required=True, help="output .npz (codes, scale_e8m0, block_shape, fmt)")
     s.set_defaults(func=_cmd_quantize)

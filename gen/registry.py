@@ -62,7 +62,7 @@ class DesignSpec:
 
 
 DESIGNS = {d.name: d for d in [
-    DesignSpec("pe", "pe:MXProcessingElement", ("fmt", "block_size", "lanes"),
+    DesignSpec("pe", "pe:MXProcessingElement", ("fmt", "block_size", "lanes", "acc"),
                "MX processing element: exact block dot products, float32 accumulation",
                macs=lambda c: c.lanes),
     DesignSpec("bf16-pe", "bf16_pe:BF16ProcessingElement", ("lanes",),
@@ -70,12 +70,14 @@ DESIGNS = {d.name: d for d in [
                macs=lambda c: c.lanes),
     DesignSpec("maxexp", "maxexp:BlockMaxExponent", ("n", "lanes", "stages"),
                "block max-exponent finder (float32 inputs)"),
-    DesignSpec("requantizer", "requant:TileRequantizer", ("fmt", "rows", "cols", "lanes", "stages"),
+    DesignSpec("requantizer", "requant:TileRequantizer",
+               ("fmt", "rows", "cols", "lanes", "stages", "scale_rounding", "rounding", "sr_bits", "seed"),
                "tile re-quantizer: float32 tile to one E8M0 scale and element codes"),
-    DesignSpec("array", "systolic:SystolicArray", ("fmt", "rows", "cols", "block_size", "lanes"),
+    DesignSpec("array", "systolic:SystolicArray", ("fmt", "rows", "cols", "block_size", "lanes", "acc"),
                "output-stationary systolic array of PEs",
                macs=lambda c: c.rows * c.cols * c.lanes),
-    DesignSpec("gemm", "gemm:MXGemm", ("fmt", "rows", "cols", "block_size", "lanes", "dim"),
+    DesignSpec("gemm", "gemm:MXGemm", ("fmt", "rows", "cols", "block_size", "lanes", "dim",
+                                       "scale_rounding", "rounding", "sr_bits", "seed"),
                "MX GEMM: tile buffers, systolic array and output re-quantizer",
                macs=lambda c: c.rows * c.cols * c.lanes),
 ]}

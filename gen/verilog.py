@@ -20,6 +20,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Const, Shape, Value, ValueCastable
 from amaranth.lib import data, wiring
 
+from mxsf.hw.layouts import Encoding
+
 from .built import BuiltDesign, Port, params_json
 from .files import atomic_write, write_if_changed
 
@@ -157,7 +159,12 @@ def build_verilog(component_cls: type[wiring.Component], params: Mapping[str, An
 # ------------------------------------------------------------------------------------
 
 def layout_fields(shape, prefix: str = "") -> list[dict]:
-    """Leaf fields of a payload shape: ``[{"name", "offset", "width"}]`` (LSB first)."""
+    """Leaf fields of a payload shape: ``[{"name", "offset", "width"}]`` (LSB first).
+
+    An encoded number (:class:`mxsf.hw.layouts.Encoding`: a float32, an E8M0 scale, an
+    element code) is one leaf."""
+    if isinstance(shape, type) and issubclass(shape, Encoding):
+        return [{"name": prefix or "value", "offset": 0, "width": Shape.cast(shape).width}]
     if isinstance(shape, type) and issubclass(shape, data.Struct):
         shape = data.Layout.cast(shape)
     if isinstance(shape, data.Layout):

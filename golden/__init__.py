@@ -17,4 +17,7 @@ from .metrics import __all__ as _metrics_all
 from .bdr import *  # noqa: F401,F403
 from .bdr import __all__ as _bdr_all
 
-__all__ = [*_formats_all, *_quantize_all, *_matmul_all, *_metrics_all, *_bdr_all]
+from .options import Accumulator, Rounding, ScaleRounding  # noqa: F401
+
+__all__ = [*_formats_all, *_quantize_all, *_matmul_all, *_metrics_all, *_bdr_all,
+           "Accumulator", "Rounding", "ScaleRounding"]

@@ -45,6 +45,7 @@ __all__ = [
     "bdr_dot",
     "bdr_batched_dot",
     "check_bdr_block_size",
+    "check_bdr_options",
     "microexp_per_element",
 ]
 
@@ -83,6 +84,25 @@ def check_bdr_block_size(f: ElementFormat, block_size) -> int:
                          f"{BDR_BLOCK_SIZE} elements shares one exponent, each pair a microexponent); "
                          f"not {block_size!r}")
     return BDR_BLOCK_SIZE
+
+
+def check_bdr_options(f: ElementFormat, scale_rounding="floor", rounding="rne") -> None:
+    """BDR formats take only ``scale_rounding="floor"`` and ``rounding="rne"``.
+
+    SPEC.md 8 and 9 define the other scale-rounding rules and stochastic rounding for the
+    single-scale element formats only; SPEC.md 11 fixes E and the RNE of ``m`` for BDR.
+    ValueError naming the parameter otherwise (enum members or their strings).
+    """
+    from .options import Rounding, ScaleRounding, rounding_mode, scale_rounding_mode
+
+    sr = scale_rounding_mode(scale_rounding)
+    r = rounding_mode(rounding)
+    if sr is not ScaleRounding.FLOOR:
+        raise ValueError(f"scale_rounding={sr.value!r} is not defined for {f.name}: BDR formats support only "
+                         f"scale_rounding='floor' and rounding='rne' (SPEC.md 11)")
+    if r is not Rounding.RNE:
+        raise ValueError(f"rounding={r.value!r} is not defined for {f.name}: BDR formats support only "
+                         f"scale_rounding='floor' and rounding='rne' (SPEC.md 11)")
 
 
 def quantize_bdr(x32: np.ndarray, fmt, axis: int):
@@ -229,11 +249,12 @@ def bdr_block_results(qa, qb) -> np.ndarray:
     return np.where(nan, np.float32(np.nan), d).astype(np.float32)
 
 
-def bdr_dot(blocks, fmt) -> np.float32:
-    """SPEC.md 11 result of one dot product given as blocks (accumulated as SPEC.md 5).
+def bdr_dot(blocks, fmt, *, acc="fp32"):
+    """SPEC.md 11 result of one dot product given as blocks (accumulated as SPEC.md 5 and 10).
 
     ``blocks`` is a list of ``(a_codes, b_codes, microexp_a, microexp_b, byte_a, byte_b)``:
     up to 16 codes and up to 8 pair microexponents each (missing ones are zero codes).
+    ``acc="bf16"`` returns the bfloat16 bit pattern (``numpy.uint16``), as :func:`matmul`.
     """
     from .matmul import matmul
     from .quantize import MXArray
@@ -256,19 +277,22 @@ def bdr_dot(blocks, fmt) -> np.float32:
         sa[0, j], sb[j, 0] = xa, xb
     qa = MXArray(f, a, sa, (1, BDR_BLOCK_SIZE), microexp=ta)
     qb = MXArray(f, b, sb, (BDR_BLOCK_SIZE, 1), microexp=tb)
-    return matmul(qa, qb)[0, 0]
+    return matmul(qa, qb, acc=acc)[0, 0]
 
 
-def bdr_batched_dot(a_codes, b_codes, micro_a, micro_b, scale_a, scale_b, fmt) -> np.ndarray:
+def bdr_batched_dot(a_codes, b_codes, micro_a, micro_b, scale_a, scale_b, fmt, *, acc="fp32") -> np.ndarray:
     """Many independent BDR dot products at once (SPEC.md 11 + 5), one per row.
 
     ``a_codes``/``b_codes`` are (D, K) codes (K a multiple of 16), ``micro_a``/``micro_b``
     (D, K // 2) pair microexponents, ``scale_a``/``scale_b`` (D, K // 16) exponent bytes.
-    Returns the D float32 results (canonical NaN); equal to :func:`bdr_dot` of each row.
+    Returns the D results (float32, canonical NaN; or bfloat16 bit patterns for
+    ``acc="bf16"``); equal to :func:`bdr_dot` of each row.
     """
     from .matmul import _accumulate, round_to_float32
+    from .options import acc_mode
 
     f = _require_bdr(get_format(fmt))
+    mode = acc_mode(acc)
     ca, cb = np.asarray(a_codes, np.int64), np.asarray(b_codes, np.int64)
     D, K = ca.shape
     if cb.shape != (D, K) or K % BDR_BLOCK_SIZE:
@@ -284,4 +308,4 @@ def bdr_batched_dot(a_codes, b_codes, micro_a, micro_b, scale_a, scale_b, fmt) -
     sb = np.asarray(scale_b, np.int64).reshape(D, nK).T
     d = round_to_float32(s, (sa - E8M0_BIAS) + (sb - E8M0_BIAS) - 2 * f.man_bits)
     d = np.where((sa == E8M0_NAN) | (sb == E8M0_NAN), np.float32(np.nan), d).astype(np.float32)
-    return _accumulate(d)
+    return _accumulate(d, mode)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from .formats import ElementFormat, get_format
-from .constants import E8M0_BIAS, E8M0_NAN, F32_CANONICAL_NAN
+from .constants import BF16_CANONICAL_NAN, BF16_MAN_BITS, E8M0_BIAS, E8M0_NAN, F32_BIAS, F32_CANONICAL_NAN
+from .options import Accumulator, acc_mode
 from .quantize import MXArray, as_float32
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "dot_block",
     "bf16_matmul",
     "to_bf16",
+    "bf16_add",
+    "bf16_bits_to_float32",
     "round_to_float32",
     "canonical_nan",
     "CANONICAL_NAN_BITS",
@@ -163,22 +166,29 @@ def _k_blocks(qa: MXArray, qb: MXArray):
     return ka
 
 
-def matmul(qa: MXArray, qb: MXArray) -> np.ndarray:
-    """``C = A @ B`` of MX operands exactly as SPEC.md section 5 (float32 result).
+def matmul(qa: MXArray, qb: MXArray, *, acc="fp32") -> np.ndarray:
+    """``C = A @ B`` of MX operands exactly as SPEC.md section 5 (and 10).
 
     ``qa`` (M x K) is blocked along K = its last axis, ``qb`` (K x N) along K = its
     first axis (1D blocks or 2D tiles, either possibly a ``.T`` view); their block
-    extents along K must match. NaN results are the canonical qNaN 0x7FC00000.
+    extents along K must match.
+
+    ``acc="fp32"`` (default): float32 result, NaN is the canonical qNaN 0x7FC00000.
+    ``acc="bf16"`` (SPEC.md 10): every block result ``d`` is still float32, the running sum
+    is bfloat16 (``acc = bf16_rne(acc + d)``, one rounding of the exact sum); the result is
+    a ``uint16`` array of **bfloat16 bit patterns** (canonical NaN 0x7FC0), whose float32
+    values :func:`bf16_bits_to_float32` gives.
 
     Raises
     ------
     ValueError
-        Non-MX operands, shapes that do not chain, mismatched blocking along K.
+        Non-MX operands, shapes that do not chain, mismatched blocking along K, bad ``acc``.
     """
+    mode = acc_mode(acc)
     kb = _k_blocks(qa, qb)
     if qa.fmt.microexp_group or qb.fmt.microexp_group:        # shared microexponents: SPEC.md 11
         from .bdr import bdr_block_results
-        return _accumulate(bdr_block_results(qa, qb))
+        return _accumulate(bdr_block_results(qa, qb), mode)
     fa, fb = qa.fmt, qb.fmt
     M, K = qa.shape
     N = qb.shape[1]
@@ -195,7 +205,7 @@ def matmul(qa: MXArray, qb: MXArray) -> np.ndarray:
 
     nan_scale = (sa[:, :, None] == E8M0_NAN) | (sb[:, None, :] == E8M0_NAN)
     d = _block_results(ca, cb, exp, nan_scale, fa, fb, kb, np.matmul)
-    return _accumulate(d)
+    return _accumulate(d, mode)
 
 
 def _block_results(ca, cb, exp, nan_scale, fa, fb, kb, contract) -> np.ndarray:
@@ -214,13 +224,21 @@ def _block_results(ca, cb, exp, nan_scale, fa, fb, kb, contract) -> np.ndarray:
     return np.where(nan_scale, np.float32(np.nan), d).astype(np.float32)
 
 
-def _accumulate(d: np.ndarray) -> np.ndarray:
-    """float32 sum over the first axis (the blocks) in order, from +0; canonical NaN."""
-    acc = np.zeros(d.shape[1:], dtype=np.float32)
+def _accumulate(d: np.ndarray, acc: Accumulator = Accumulator.FP32) -> np.ndarray:
+    """Sum over the first axis (the blocks) in order, from +0; canonical NaN.
+
+    float32 accumulation returns float32; bfloat16 accumulation returns uint16 bit patterns.
+    """
+    if acc is Accumulator.BF16:
+        a = np.zeros(d.shape[1:], dtype=np.uint16)
+        for j in range(d.shape[0]):
+            a = bf16_add(a, d[j])
+        return a
+    total = np.zeros(d.shape[1:], dtype=np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         for j in range(d.shape[0]):
-            acc = acc + d[j]
-    return canonical_nan(acc)
+            total = total + d[j]
+    return canonical_nan(total)
 
 
 def _single_scale(fmt, what: str) -> ElementFormat:
@@ -231,14 +249,54 @@ def _single_scale(fmt, what: str) -> ElementFormat:
     return f
 
 
-def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int) -> np.ndarray:
+def bf16_bits_to_float32(bits) -> np.ndarray:
+    """float32 values of bfloat16 bit patterns (exact)."""
+    return (np.asarray(bits, dtype=np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def _float64_to_bf16_bits(v: np.ndarray) -> np.ndarray:
+    """bfloat16 RNE of float64 ``v`` (subnormals kept, overflow to +/-Inf, canonical NaN)."""
+    av = np.abs(v)
+    finite = np.isfinite(v) & (av > 0)
+    e = np.frexp(np.where(finite, av, 1.0))[1] - 1               # floor(log2 |v|)
+    q = np.maximum(e, 1 - F32_BIAS) - BF16_MAN_BITS              # the bf16 quantum's exponent
+    with np.errstate(over="ignore"):
+        r = np.ldexp(np.rint(np.ldexp(np.where(finite, av, 0.0), -q)), q)   # RNE, exact steps
+        r = np.where(finite, r, av)
+        r = np.copysign(r, v).astype(np.float32)                 # exact, or +/-Inf past 2^128
+    bits = (r.view(np.uint32) >> np.uint32(16)).astype(np.uint16)
+    return np.where(np.isnan(v), np.uint16(BF16_CANONICAL_NAN), bits).astype(np.uint16)
+
+
+def bf16_add(acc_bits, d) -> np.ndarray:
+    """``bf16_rne(acc + d)``: bfloat16 ``acc`` (bit patterns) plus float32 ``d``, rounded once.
+
+    The exact sum is formed as a float64 sum with its TwoSum error folded in by rounding to
+    odd (53 >= 8 + 2 bits, so the following RNE to bfloat16 is one rounding of the exact
+    value). IEEE rules: +0 + -0 = +0, x + -x = +0, Inf - Inf = NaN (canonical 0x7FC0).
+    """
+    a = bf16_bits_to_float32(acc_bits).astype(np.float64)
+    b = as_float32(d, "d").astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = a + b
+        bb = s - a
+        err = (a - (s - bb)) + (b - bb)
+    err = np.where(np.isfinite(s), err, 0.0)
+    even = (s.view(np.uint64) & np.uint64(1)) == 0
+    s = np.where((err != 0) & even, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    return _float64_to_bf16_bits(s)
+
+
+def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int, *, acc="fp32") -> np.ndarray:
     """Many independent dot products at once (SPEC.md section 5), one per row.
 
     ``a_codes``/``b_codes`` are (D, K) element codes (K a multiple of ``block_size``,
     zero-pad otherwise), ``scale_a``/``scale_b`` (D, K // block_size) E8M0 bytes.
-    Returns the D float32 results (canonical NaN). Equal to :func:`matmul` of each row.
+    Returns the D results (float32, canonical NaN; or bfloat16 bit patterns for
+    ``acc="bf16"``). Equal to :func:`matmul` of each row.
     """
     f = _single_scale(fmt, "batched_dot")
+    mode = acc_mode(acc)
     ca = np.asarray(a_codes).astype(np.int64)
     cb = np.asarray(b_codes).astype(np.int64)
     D, K = ca.shape
@@ -252,7 +310,7 @@ def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int) -> np.
     cb = cb.reshape(D, nK, block_size).transpose(1, 0, 2)
     exp = (sa - E8M0_BIAS) + (sb - E8M0_BIAS) + 2 * f.lsb_exp
     d = _block_results(ca, cb, exp, (sa == E8M0_NAN) | (sb == E8M0_NAN), f, f, block_size, _rowwise)
-    return _accumulate(d)
+    return _accumulate(d, mode)
 
 
 def dot_block(a_codes, b_codes, scale_a: int, scale_b: int, fmt) -> np.float32:

@@ -31,6 +31,7 @@ import numpy as np
 from .bdr import bdr_batched_dot
 from .formats import get_format
 from .matmul import batched_dot, bf16_matmul, matmul
+from .options import Accumulator, acc_mode
 from .quantize import MXArray
 
 __all__ = ["Beat", "split_frames", "pe_dot_products", "pe_cycle_model", "bf16_pe_cycle_model", "mx_dot", "bf16_dot"]
@@ -149,7 +150,7 @@ def pe_dot_products(trace, *, block_size: int, lanes: int) -> list:
     return out
 
 
-def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> list:
+def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int, acc="fp32") -> list:
     """Expected output of an MX PE on every cycle.
 
     Parameters
@@ -158,17 +159,20 @@ def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> 
         Input per cycle (``None``: no valid beat that cycle).
     latency : int
         Cycles from a ``last`` beat to its result.
+    acc : {"fp32", "bf16"}
+        Accumulator (SPEC.md 10).
 
     Returns
     -------
     list of int or None
-        For each cycle of ``len(trace) + latency`` cycles: the float32 bits of the
-        result that is valid that cycle, or ``None``.
+        For each cycle of ``len(trace) + latency`` cycles: the float32 bits (bfloat16 bits
+        with ``acc="bf16"``) of the result that is valid that cycle, or ``None``.
     """
+    mode = acc_mode(acc)
     out = [None] * (len(trace) + latency)
     dots = pe_dot_products(trace, block_size=block_size, lanes=lanes)
     if get_format(fmt).microexp_group:
-        return _bdr_outputs(out, dots, fmt, block_size, latency)
+        return _bdr_outputs(out, dots, fmt, block_size, latency, mode)
     # Dot products with the same number of blocks are computed together.
     by_len: dict = {}
     for cyc, blocks in dots:
@@ -184,13 +188,14 @@ def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int) -> 
                 a[i, j * block_size: j * block_size + len(ac)] = ac
                 b[i, j * block_size: j * block_size + len(bc)] = bc
                 sa[i, j], sb[i, j] = xa, xb
-        res = batched_dot(a, b, sa, sb, fmt, block_size).view(np.uint32)
+        res = batched_dot(a, b, sa, sb, fmt, block_size, acc=mode)
+        res = res.view(np.uint32) if mode is Accumulator.FP32 else res
         for (cyc, _), r in zip(group, res):
             out[cyc + latency] = int(r)
     return out
 
 
-def _bdr_outputs(out, dots, fmt, block_size, latency) -> list:
+def _bdr_outputs(out, dots, fmt, block_size, latency, mode=Accumulator.FP32) -> list:
     """:func:`pe_cycle_model` for the shared-microexponent formats (blocks carry microexponents)."""
     by_len: dict = {}
     for cyc, blocks in dots:
@@ -211,7 +216,8 @@ def _bdr_outputs(out, dots, fmt, block_size, latency) -> list:
                 ta[i, j * half: j * half + len(ma)] = ma
                 tb[i, j * half: j * half + len(mb)] = mb
                 sa[i, j], sb[i, j] = xa, xb
-        res = bdr_batched_dot(a, b, ta, tb, sa, sb, fmt).view(np.uint32)
+        res = bdr_batched_dot(a, b, ta, tb, sa, sb, fmt, acc=mode)
+        res = res.view(np.uint32) if mode is Accumulator.FP32 else res
         for (cyc, _), r in zip(group, res):
             out[cyc + latency] = int(r)
     return out

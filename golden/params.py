@@ -48,7 +48,8 @@ def check_int(name: str, value, lo: int, hi: int) -> int:
 
 def check_power_of_two(name: str, value, lo: int, hi: int) -> int:
     """``value`` must be a power of two in ``[lo, hi]``."""
-    check_int(name, value, 1, max(hi, 1))
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
     if not lo <= value <= hi or value & (value - 1):
         raise ValueError(f"{name} must be a power of two in [{lo}, {hi}], not {value!r}")
     return int(value)

@@ -134,12 +134,18 @@ def maxexp_cycle_model(trace: Sequence[StreamCycle], *, n: int, lanes: int, late
     return rows
 
 
-def requant_tile_beats(values_bits, *, fmt, rows: int, cols: int, lanes: int) -> list:
-    """Golden output beats of one tile (row-major float32 bit patterns)."""
+def requant_tile_beats(values_bits, *, fmt, rows: int, cols: int, lanes: int, tile_index: int = 0,
+                       **options) -> list:
+    """Golden output beats of one tile (row-major float32 bit patterns).
+
+    ``options`` are :func:`~mxsf.golden.quantize.requantize_tile`'s ``scale_rounding``,
+    ``rounding``, ``sr_bits`` and ``seed``; ``tile_index`` the tile's number since reset.
+    """
     x = _as_f32(values_bits).reshape(rows, cols)
     f = get_format(fmt, element_only=True)
     # a BDR tile is its 1 x 16 block (SPEC.md 11): quantize gives E, microexponents and codes
-    q = quantize(x, f) if f.microexp_group else requantize_tile(x, f)
+    # (and refuses the options SPEC.md 11 does not define for BDR)
+    q = quantize(x, f, **options) if f.microexp_group else requantize_tile(x, f, tile_index=tile_index, **options)
     codes = q.codes.reshape(-1).astype(np.int64)
     scale = int(q.scale_e8m0.reshape(-1)[0])
     beats = rows * cols // lanes
@@ -153,8 +159,15 @@ def requant_tile_beats(values_bits, *, fmt, rows: int, cols: int, lanes: int) ->
 
 
 def requant_cycle_model(trace: Sequence[StreamCycle], *, fmt, rows: int, cols: int, lanes: int,
-                        latency: int) -> list:
-    """Expected :class:`StreamOut` of a ``TileRequantizer`` on every cycle of ``trace``."""
+                        latency: int, scale_rounding="floor", rounding="rne", sr_bits: int = 8,
+                        seed: int = 0) -> list:
+    """Expected :class:`StreamOut` of a ``TileRequantizer`` on every cycle of ``trace``.
+
+    The options are the re-quantizer's (SPEC.md 8 and 9); tiles are numbered from 0 in the
+    order they are accepted (the block index of stochastic rounding).
+    """
+    options = dict(scale_rounding=scale_rounding, rounding=rounding, sr_bits=sr_bits, seed=seed)
+    n_tiles = 0
     f = get_format(fmt, element_only=True)
     beats = _check_beats(rows * cols, lanes, "rows*cols")
     latency = _check_latency(latency, 3, "tile re-quantizer")
@@ -189,7 +202,9 @@ def requant_cycle_model(trace: Sequence[StreamCycle], *, fmt, rows: int, cols: i
             cur.extend(cyc.beat)
             if w_idx == beats - 1:
                 arriving.append((cycle + scale_delay,
-                                 requant_tile_beats(cur, fmt=f, rows=rows, cols=cols, lanes=lanes)))
+                                 requant_tile_beats(cur, fmt=f, rows=rows, cols=cols, lanes=lanes,
+                                                    tile_index=n_tiles, **options)))
+                n_tiles += 1
                 pending[w_bank] = True
                 cur, w_idx, w_bank = [], 0, w_bank ^ 1
             else:

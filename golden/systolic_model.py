@@ -30,6 +30,7 @@ import numpy as np
 from .formats import get_format
 from .matmul import bf16_matmul, matmul
 from .models import split_frames
+from .options import Accumulator, acc_mode
 from .quantize import MXArray
 
 __all__ = [
@@ -120,11 +121,14 @@ def bf16_bits_to_f32(bits) -> np.ndarray:
     return (np.asarray(bits, dtype=np.uint32) << 16).view(np.float32)
 
 
-def array_tile_results(trace, *, fmt, rows: int, cols: int, block_size: int, lanes: int) -> list:
+def array_tile_results(trace, *, fmt, rows: int, cols: int, block_size: int, lanes: int,
+                       acc="fp32") -> list:
     """The result of every tile of an array trace, by the golden matmul.
 
-    Returns a list of :class:`TileResult` (float32 bits, canonical NaN).
+    Returns a list of :class:`TileResult` (float32 bits, canonical NaN; bfloat16 bits for an
+    MX format with ``acc="bf16"``, SPEC.md 10).
     """
+    mode = acc_mode(acc)
     bf16 = not get_format(fmt).is_element
     out = []
     for cyc, blocks in array_dot_products(trace, block_size=block_size, lanes=lanes, bf16=bf16):
@@ -155,13 +159,16 @@ def array_tile_results(trace, *, fmt, rows: int, cols: int, block_size: int, lan
                     ta[:, j * half: j * half + ma.shape[1]] = ma
                     tb[j * half: j * half + mb.shape[1], :] = mb.T
             c = matmul(MXArray(f, a, sa, (1, block_size), ta if bdr else None),
-                       MXArray(f, b, sb, (block_size, 1), tb if bdr else None))
+                       MXArray(f, b, sb, (block_size, 1), tb if bdr else None), acc=mode)
+            if mode is Accumulator.BF16:
+                out.append(TileResult(cyc, c.astype(np.uint32)))
+                continue
         out.append(TileResult(cyc, np.asarray(c, dtype=np.float32).view(np.uint32)))
     return out
 
 
 def systolic_cycle_model(trace, *, fmt, rows: int, cols: int, block_size: int, lanes: int,
-                         latency: int) -> list:
+                         latency: int, acc="fp32") -> list:
     """Expected output of the array on every cycle.
 
     Parameters
@@ -170,6 +177,8 @@ def systolic_cycle_model(trace, *, fmt, rows: int, cols: int, block_size: int, l
         Accepted beat per cycle (None: no beat accepted that cycle).
     latency : int
         Cycles from the ``last`` beat of a tile to its first result row.
+    acc : {"fp32", "bf16"}
+        Accumulator of the MX PEs (SPEC.md 10); ``c`` holds bfloat16 bits for ``bf16``.
 
     Returns
     -------
@@ -179,7 +188,7 @@ def systolic_cycle_model(trace, *, fmt, rows: int, cols: int, block_size: int, l
     """
     out = [None] * (len(trace) + latency + rows)
     for tile in array_tile_results(trace, fmt=fmt, rows=rows, cols=cols, block_size=block_size,
-                                   lanes=lanes):
+                                   lanes=lanes, acc=acc):
         for i in range(rows):
             cyc = tile.cycle + latency + i
             if out[cyc] is not None:

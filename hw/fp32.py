@@ -9,7 +9,7 @@ one leading-zero counter of the hardware (also used by :mod:`mxsf.hw.requant`).
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import (F32_BIAS, F32_BITS, F32_CANONICAL_NAN, F32_EXP_BITS,
+from mxsf.golden.constants import (BF16_MAN_BITS, F32_BIAS, F32_BITS, F32_CANONICAL_NAN, F32_EXP_BITS,
                                    F32_EXP_SPECIAL, F32_MAN_BITS)
 from mxsf.golden.params import check_int
 
@@ -61,16 +61,25 @@ def leading_zeros(m, value, name="lz"):
 
 
 class Float32Adder(MXComponent):
-    """IEEE-754 binary32 adder, round to nearest even, purely combinational.
+    """IEEE-754 adder of two binary32 operands, rounded once to binary32 or bfloat16 (RNE),
+    purely combinational.
 
     One alignment shifter (with a sticky bit), one adder/subtractor, one leading-zero count and
     normalization shifter, then guard/round/sticky rounding; the operands are first swapped so
     that ``|x| >= |y|``, which keeps the difference non-negative. It is meant for the
-    accumulator loop ``acc <= acc + d``.
+    accumulator loop ``acc <= acc + d`` (SPEC.md 5, and 10 with a bfloat16 ``acc``: a bfloat16
+    is the top half of a binary32, so it enters as ``Cat(Const(0, 16), acc)``).
+
+    The sum before rounding is the exact sum rounded to odd at 2^-26 of ``x``'s significand
+    (the sticky bit OR-ed into the aligned ``y`` makes ``y``, hence ``x +/- y``, round-to-odd);
+    with at least ``man_width + 3`` bits it rounds once, correctly, to ``man_width`` fraction
+    bits, so one datapath serves binary32 (23) and bfloat16 (7).
 
     Parameters
     ----------
-    None.
+    man_width : int (keyword-only)
+        Fraction bits of the result: 23 (binary32, default) or 7 (bfloat16); the result
+        keeps binary32's 8-bit exponent either way.
 
     Members
     -------
@@ -78,14 +87,16 @@ class Float32Adder(MXComponent):
         First operand, binary32 encoding.
     b : In(32)
         Second operand, binary32 encoding.
-    o : Out(32)
-        ``a + b`` rounded to nearest even. Subnormal inputs and results are kept; overflow gives
-        +/-Inf; an exact zero sum is +0 except ``(-0) + (-0) = -0``; ``Inf + (-Inf)`` and any NaN
-        input give the canonical quiet NaN ``0x7FC00000``.
+    o : Out(9 + man_width)
+        ``a + b`` rounded to nearest even to ``man_width`` fraction bits (binary32 or bfloat16
+        encoding). Subnormal inputs and results are kept; overflow gives +/-Inf; an exact zero
+        sum is +0 except ``(-0) + (-0) = -0``; ``Inf + (-Inf)`` and any NaN input give the
+        canonical quiet NaN (``0x7FC00000``, bfloat16 ``0x7FC0``).
 
     Raises
     ------
-    Nothing: the unit has no parameters.
+    ValueError
+        ``man_width`` not 23 or 7.
 
     Latency
     -------
@@ -93,12 +104,15 @@ class Float32Adder(MXComponent):
     every cycle; there is no handshake and no backpressure.
     """
 
-    a: In(F32_BITS)
-    b: In(F32_BITS)
-    o: Out(F32_BITS)
+    MAN_WIDTHS = (F32_MAN_BITS, BF16_MAN_BITS)
 
-    def __init__(self):
-        super().__init__(params={})
+    def __init__(self, *, man_width: int = F32_MAN_BITS):
+        if isinstance(man_width, bool) or man_width not in self.MAN_WIDTHS:
+            raise ValueError(f"man_width must be one of {', '.join(map(str, self.MAN_WIDTHS))}; "
+                             f"not {man_width!r}")
+        self._man_width = man_width
+        super().__init__({"a": In(F32_BITS), "b": In(F32_BITS), "o": Out(1 + F32_EXP_BITS + man_width)},
+                         params={} if man_width == F32_MAN_BITS else {"man_width": man_width})
 
     # Internal widths.
     _SIG_WIDTH   = F32_MAN_BITS + 1        # significand with the hidden bit
@@ -106,16 +120,20 @@ class Float32Adder(MXComponent):
     _ALIGN_WIDTH = _SIG_WIDTH + _GRS_WIDTH  # aligned operands
     _SUM_WIDTH   = _ALIGN_WIDTH + 1       # sum, with the carry of an effective addition
 
+    man_width = property(lambda self: self._man_width, doc="fraction bits of the result")
+
     @property
     def latency(self):
         return 0
 
     @property
     def module_name(self):
-        return "fp32_add"
+        return "fp32_add" if self._man_width == F32_MAN_BITS else f"fp32_add_m{self._man_width}"
 
     def elaborate(self, platform):
         m = Module()
+        drop = F32_MAN_BITS - self._man_width    # result fraction bits dropped below binary32's
+        o_width = 1 + F32_EXP_BITS + self._man_width
 
         a = Float32(self.a)
         b = Float32(self.b)
@@ -168,24 +186,27 @@ class Float32Adder(MXComponent):
         m.d.comb += exp_field.eq(x_exp - norm_shift + norm[-1])
 
         # Round to nearest even on {exponent, mantissa}: a carry out of the mantissa bumps the
-        # exponent, from subnormal to normal and from the largest finite to Inf alike.
-        lsb   = norm[self._GRS_WIDTH + 1]
-        guard = norm[self._GRS_WIDTH]
-        round_sticky = norm[:self._GRS_WIDTH].any()
+        # exponent, from subnormal to normal and from the largest finite to Inf alike. The
+        # guard sits ``drop`` bits higher for a narrower result (bfloat16's subnormal grid is
+        # binary32's cut the same way, so subnormal results round in place too).
+        g = self._GRS_WIDTH + drop
+        lsb   = norm[g + 1]
+        guard = norm[g]
+        round_sticky = norm[:g].any()
         round_up = guard & (lsb | round_sticky)
-        rounded = Signal(F32_BITS)
-        m.d.comb += rounded.eq(Cat(norm[self._GRS_WIDTH + 1:-1], exp_field) + round_up)
+        rounded = Signal(o_width)
+        m.d.comb += rounded.eq(Cat(norm[g + 1:-1], exp_field) + round_up)
 
         with m.If(a.is_nan() | b.is_nan() | (a.is_inf() & b.is_inf() & (a.sign != b.sign))):
-            m.d.comb += self.o.eq(CANONICAL_NAN)
+            m.d.comb += self.o.eq(CANONICAL_NAN >> drop)
         with m.Elif(x.exponent == F32_EXP_SPECIAL):
-            m.d.comb += self.o.eq(x)
+            m.d.comb += self.o.eq(x.as_value()[drop:])
         with m.Elif(total == 0):
-            m.d.comb += self.o.eq(Cat(Const(0, F32_BITS - 1), a.sign & b.sign))
+            m.d.comb += self.o.eq(Cat(Const(0, o_width - 1), a.sign & b.sign))
         with m.Elif(exp_field >= F32_EXP_SPECIAL):
-            m.d.comb += self.o.eq(Cat(Const(0, F32_MAN_BITS), Const(F32_EXP_SPECIAL, F32_EXP_BITS), x.sign))
+            m.d.comb += self.o.eq(Cat(Const(0, self._man_width), Const(F32_EXP_SPECIAL, F32_EXP_BITS), x.sign))
         with m.Else():
-            m.d.comb += self.o.eq(Cat(rounded[:F32_BITS - 1], x.sign))
+            m.d.comb += self.o.eq(Cat(rounded[:o_width - 1], x.sign))
 
         return m
 

@@ -7,6 +7,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import SR_DEFAULT_BITS
 from mxsf.golden.params import MAX_BLOCK_SIZE, MAX_MATRIX_DIM, check_int, check_power_of_two
 
 from .base import MXComponent
@@ -54,6 +55,11 @@ class MXGemm(MXComponent):
     dim : int
         Side of the stored A and B and of C; a multiple of ``block_size`` in
         [block_size, ``MAX_MATRIX_DIM`` = 16384] (default ``2 * block_size``).
+    scale_rounding, rounding, sr_bits, seed
+        The output re-quantizer's numerics options (SPEC.md 8, 9; see
+        :class:`~mxsf.hw.requant.TileRequantizer`): its n-th output tile since reset is
+        ``requantize_tile(tile, ..., tile_index=n)``, so a whole run from reset equals
+        ``quantize_tiles(C, (rows, cols), ...)``.
 
     Members
     -------
@@ -98,7 +104,8 @@ class MXGemm(MXComponent):
     is not stalled.
     """
 
-    def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None, dim=None):
+    def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None, dim=None, scale_rounding="floor",
+                 rounding="rne", sr_bits=SR_DEFAULT_BITS, seed=0):
         f = get_format(fmt, element_only=True, param="fmt")
         if not f.allows_tiles:
             raise ValueError(f"fmt must be a format with 2D tiles for the GEMM (its operands are stored as "
@@ -122,7 +129,9 @@ class MXGemm(MXComponent):
                                        lanes=lanes, vecs=cols)
         self._array = SystolicArray.probe(fmt=f, rows=rows, cols=cols, block_size=block_size,
                                           lanes=lanes)
-        self._requant = TileRequantizer.probe(fmt=f, rows=rows, cols=cols, lanes=cols)
+        self._requant = TileRequantizer.probe(fmt=f, rows=rows, cols=cols, lanes=cols,
+                                              scale_rounding=scale_rounding, rounding=rounding,
+                                              sr_bits=sr_bits, seed=seed)
         wa = self._buf_a.signature.members
         wb = self._buf_b.signature.members
         super().__init__({
@@ -135,7 +144,7 @@ class MXGemm(MXComponent):
             "o": Out(self._requant.signature.members["o"].signature),
             "acc": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),
         }, params={"fmt": f.name, "rows": rows, "cols": cols, "block_size": block_size,
-                   "lanes": lanes, "dim": dim})
+                   "lanes": lanes, "dim": dim, **self._requant.options})
 
     @property
     def fmt(self) -> ElementFormat:
@@ -204,9 +213,14 @@ class MXGemm(MXComponent):
         return self.acc_latency + self._rows - 1 + 2 + self._requant.latency
 
     @property
+    def options(self) -> dict:
+        """The output re-quantizer's non-default numerics options (golden keyword arguments)."""
+        return self._requant.options
+
+    @property
     def module_name(self) -> str:
         return (f"gemm_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}"
-                f"_l{self._lanes}_d{self._dim}")
+                f"_l{self._lanes}_d{self._dim}{self._requant.options_suffix}")
 
     def elaborate(self, platform):
         m = Module()

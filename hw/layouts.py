@@ -10,6 +10,8 @@ The encoding structs (:class:`Encoding`) accept their raw bit pattern as a const
 """
 
 
+from functools import lru_cache
+
 from amaranth.hdl import Cat, Mux
 from amaranth.lib import data
 
@@ -84,10 +86,20 @@ class E8M0(Encoding):
         return self.biased - E8M0_BIAS
 
 
-def element_layout(fmt) -> data.StructLayout:
-    """Fields of an element code, LSB first: ``mant``, ``exp``, ``sign`` (an INT format:
-    ``low``, the bits below the sign, and ``sign``)."""
-    f = get_format(fmt)
+def element_layout(fmt) -> type[Encoding]:
+    """The element code of ``fmt`` as an :class:`Encoding` struct, fields LSB first: ``mant``,
+    ``exp``, ``sign`` (an INT format: ``low``, the bits below the sign, and ``sign``).
+
+    One class per format (``Element_fp8_e4m3``, ...), so equal formats give equal layouts."""
+    return _element_struct(get_format(fmt))
+
+
+@lru_cache(maxsize=None)
+def _element_struct(f) -> type[Encoding]:
     if f.kind is FormatKind.INT:
-        return data.StructLayout({"low": f.bits - 1, "sign": 1})
-    return data.StructLayout({"mant": f.man_bits, "exp": f.exp_bits, "sign": 1})
+        fields = {"low": f.bits - 1, "sign": 1}
+    else:
+        fields = {"mant": f.man_bits, "exp": f.exp_bits, "sign": 1}
+    doc = f"Element code of {f.name} ({f.bits} bits), fields LSB first: {', '.join(fields)}."
+    return type(f"Element_{f.name}", (Encoding,), {"__annotations__": fields, "__doc__": doc,
+                                                     "__module__": __name__})

@@ -8,11 +8,13 @@ levels; an accumulator then reduces the ``n // lanes`` beats of a group.
 """
 
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import F32_BITS, F32_EXP_BITS, F32_EXP_SPECIAL
+from mxsf.golden.constants import F32_BITS, F32_EXP_BITS, F32_EXP_SPECIAL, F32_MAN_BITS
+from mxsf.golden.formats import get_format
+from mxsf.golden.options import ScaleRounding, even_fraction_bits, largest_fraction, scale_rounding_mode
 from mxsf.golden.params import MAX_LANES, check_divisor, check_int
 
 from .base import MXComponent
@@ -21,6 +23,8 @@ from .layouts import Float32
 __all__ = [
     "BlockMaxExponent",
     "MaxExponentResult",
+    "MaxExponentRoundResult",
+    "scale_round_flag",
     "float32_beat_layout",
     "tree_depth",
     "default_stages",
@@ -39,6 +43,42 @@ class MaxExponentResult(data.Struct):
     max_exp: F32_EXP_BITS  # largest biased exponent field of |x| (0: zeros/subnormals, 255: NaN/Inf)
     any_nan_inf: 1   # some value is NaN or +/-Inf (same as max_exp == 255)
     all_zero: 1      # every value is +0 or -0
+
+
+class MaxExponentRoundResult(data.Struct):
+    """:class:`MaxExponentResult` plus the scale rule's round-up flag (``ceil``/``even``)."""
+
+    max_exp: F32_EXP_BITS
+    any_nan_inf: 1
+    all_zero: 1
+    round_up: 1      # the flag of a value with the largest exponent field (SPEC.md 8)
+
+
+def scale_round_flag(x, fmt, scale_rounding):
+    """Per float32 value ``x`` (a :class:`Float32` view): the flag whose OR over the values with
+    the largest exponent field moves the ``floor`` exponent up by one (SPEC.md 8).
+
+    * ``ceil``: the fraction of ``|x|`` in its binade exceeds the largest element's (a
+      float32 subnormal >= 2^-127 counts in the binade of exponent field 0 with fraction
+      ``mantissa << 1``; smaller ones never round up);
+    * ``even``: adding half an ulp at ``m`` fraction bits carries out of the mantissa (its top
+      ``m + 1`` bits are all ones).
+
+    It is monotonic in the fraction, so the maximum of ``2 x field + flag`` over a tile is the
+    largest field and the flag of the largest magnitude: a 9-bit comparator tree instead of a
+    31-bit magnitude tree. Matches :func:`mxsf.golden.quantize.scale_exponent_field`.
+    """
+    f = get_format(fmt, element_only=True)
+    mode = scale_rounding_mode(scale_rounding)
+    man = x.mantissa
+    if mode is ScaleRounding.EVEN:
+        m_bits = even_fraction_bits(f)
+        return man[F32_MAN_BITS - 1 - m_bits:].all()
+    if mode is ScaleRounding.CEIL:
+        limit = largest_fraction(f)
+        sub = Cat(Const(0, 1), man[:F32_MAN_BITS - 1])           # (man << 1) & 0x7FFFFF
+        return Mux(x.exponent != 0, man > limit, man[F32_MAN_BITS - 1] & (sub > limit))
+    raise ValueError(f"scale_rounding {mode.value!r} has no round-up flag")
 
 
 def float32_beat_layout(lanes: int) -> data.ArrayLayout:
@@ -89,12 +129,19 @@ class BlockMaxExponent(MXComponent):
         ``tree_depth(lanes) = ceil(log2(lanes))``; default ``tree_depth(lanes) // 2``.
         They follow the levels :func:`register_levels` names. 0 gives a combinational
         tree feeding the accumulator.
+    scale_rounding : {"floor", "ceil", "even"}
+        ``floor`` (default): the result is :class:`MaxExponentResult`. ``ceil``/``even``
+        (SPEC.md 8, needs ``fmt``): the tree compares 9-bit keys ``2 x field + flag`` with the
+        per-value :func:`scale_round_flag`, and the result :class:`MaxExponentRoundResult`
+        adds ``round_up``, the flag of a value with the largest field.
+    fmt : str
+        Element format the flag is computed for (only with ``ceil``/``even``).
 
     Members
     -------
     i : In(stream.Signature(ArrayLayout(Float32, lanes)))
         Input beats: ``lanes`` float32 encodings, lane 0 in the low bits.
-    o : Out(stream.Signature(MaxExponentResult))
+    o : Out(stream.Signature(MaxExponentResult or MaxExponentRoundResult))
         One result per group: ``max_exp`` (largest biased exponent field of ``|x|``;
         0 for zeros and subnormals; 255 when some value is NaN or Inf), ``any_nan_inf``
         and ``all_zero`` (every value is +0 or -0; subnormals are not zero).
@@ -116,17 +163,28 @@ class BlockMaxExponent(MXComponent):
     with a stable payload until the result is taken.
     """
 
-    def __init__(self, *, n, lanes=None, stages=None):
+    def __init__(self, *, n, lanes=None, stages=None, scale_rounding="floor", fmt=None):
         check_int("n", n, 1, MAX_GROUP)
         lanes = n if lanes is None else lanes
         check_divisor("lanes", lanes, n, "n", hi=MAX_LANES)
         stages = default_stages(lanes) if stages is None else stages
         check_stages(stages, lanes)
+        self._scale_rounding = scale_rounding_mode(scale_rounding)
+        self._flagged = self._scale_rounding is not ScaleRounding.FLOOR
+        self._fmt = get_format(fmt, element_only=True) if self._flagged else None
         self._n, self._lanes, self._stages = n, lanes, stages
+        params = {"n": n, "lanes": lanes, "stages": stages}
+        if self._flagged:
+            params.update(scale_rounding=self._scale_rounding.value, fmt=self._fmt.name)
         super().__init__({
             "i": In(stream.Signature(float32_beat_layout(lanes))),
-            "o": Out(stream.Signature(MaxExponentResult)),
-        }, params={"n": n, "lanes": lanes, "stages": stages})
+            "o": Out(stream.Signature(MaxExponentRoundResult if self._flagged else MaxExponentResult)),
+        }, params=params)
+
+    @property
+    def scale_rounding(self) -> ScaleRounding:
+        """Scale rule of the round-up flag."""
+        return self._scale_rounding
 
     @property
     def n(self) -> int:
@@ -154,7 +212,8 @@ class BlockMaxExponent(MXComponent):
 
     @property
     def module_name(self) -> str:
-        return f"maxexp_n{self._n}_l{self._lanes}_s{self._stages}"
+        suffix = f"_{self._scale_rounding.value}_{self._fmt.name}" if self._flagged else ""
+        return f"maxexp_n{self._n}_l{self._lanes}_s{self._stages}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -165,13 +224,17 @@ class BlockMaxExponent(MXComponent):
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
-        # Level 0: exponent field and "non-zero" of every lane.
+        # Level 0: exponent field (with the round-up flag below it: a 9-bit key) and
+        # "non-zero" of every lane.
+        kw = F32_EXP_BITS + 1 if self._flagged else F32_EXP_BITS
         level = []
         for k in range(lanes):
             x = self.i.payload[k]
-            e = Signal(F32_EXP_BITS, name=f"l0_exp{k}")
+            e = Signal(kw, name=f"l0_exp{k}")
             nz = Signal(name=f"l0_nz{k}")
-            m.d.comb += [e.eq(x.exponent), nz.eq(x.as_value()[:F32_BITS - 1].any())]   # |x| != 0
+            key = (Cat(scale_round_flag(x, self._fmt, self._scale_rounding), x.exponent) if self._flagged
+                   else x.exponent)
+            m.d.comb += [e.eq(key), nz.eq(x.as_value()[:F32_BITS - 1].any())]   # |x| != 0
             level.append((e, nz))
         valid = self.i.valid
 
@@ -183,7 +246,7 @@ class BlockMaxExponent(MXComponent):
                     nxt.append(level[j])
                     continue
                 (ea, za), (eb, zb) = level[j], level[j + 1]
-                e = Signal(F32_EXP_BITS, name=f"l{lvl}_exp{j // 2}")
+                e = Signal(kw, name=f"l{lvl}_exp{j // 2}")
                 nz = Signal(name=f"l{lvl}_nz{j // 2}")
                 m.d.comb += [e.eq(Mux(ea > eb, ea, eb)), nz.eq(za | zb)]
                 nxt.append((e, nz))
@@ -191,7 +254,7 @@ class BlockMaxExponent(MXComponent):
             if lvl in reg_after:
                 regs = []
                 for j, (e, nz) in enumerate(level):
-                    er = Signal(F32_EXP_BITS, name=f"r{lvl}_exp{j}")
+                    er = Signal(kw, name=f"r{lvl}_exp{j}")
                     zr = Signal(name=f"r{lvl}_nz{j}")
                     with m.If(en):
                         m.d.sync += [er.eq(e), zr.eq(nz)]
@@ -203,9 +266,9 @@ class BlockMaxExponent(MXComponent):
         (beat_exp, beat_nz), = level
 
         # Accumulation over the beats of a group, then the output register.
-        acc_exp = Signal(F32_EXP_BITS)
+        acc_exp = Signal(kw)
         acc_nz = Signal()
-        grp_exp = Signal(F32_EXP_BITS)
+        grp_exp = Signal(kw)
         grp_nz = Signal()
         m.d.comb += [
             grp_exp.eq(Mux(beat_exp > acc_exp, beat_exp, acc_exp)),
@@ -218,14 +281,17 @@ class BlockMaxExponent(MXComponent):
             m.d.sync += self.o.valid.eq(valid & group_end)
             with m.If(valid):
                 with m.If(group_end):
+                    field = grp_exp[1:] if self._flagged else grp_exp
                     m.d.sync += [
                         beat_idx.eq(0),
                         acc_exp.eq(0),
                         acc_nz.eq(0),
-                        self.o.payload.max_exp.eq(grp_exp),
-                        self.o.payload.any_nan_inf.eq(grp_exp == F32_EXP_SPECIAL),
+                        self.o.payload.max_exp.eq(field),
+                        self.o.payload.any_nan_inf.eq(field == F32_EXP_SPECIAL),
                         self.o.payload.all_zero.eq(~grp_nz),
                     ]
+                    if self._flagged:
+                        m.d.sync += self.o.payload.round_up.eq(grp_exp[0])
                 with m.Else():
                     m.d.sync += [beat_idx.eq(beat_idx + 1), acc_exp.eq(grp_exp), acc_nz.eq(grp_nz)]
         return m

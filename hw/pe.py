@@ -6,13 +6,15 @@ from amaranth.lib.wiring import In, Out
 
 from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, F32_CANONICAL_NAN, F32_INF_BITS,
                                    F32_SIGN_MASK)
+from mxsf.golden.constants import BF16_BITS, BF16_MAN_BITS, F32_BITS, F32_MAN_BITS
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import Accumulator, acc_mode
 from mxsf.golden.params import MAX_BLOCK_SIZE, check_divisor, check_int
 
 from .base import MXComponent
 from .formats import ElementDecoder, product_width, unit_exp
 from .fp32 import Float32Adder, IntToFloat32
-from .layouts import E8M0, Float32
+from .layouts import E8M0, BFloat16, Float32, element_layout
 
 __all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree", "blocks_per_beat", "check_bdr_shape"]
 
@@ -27,16 +29,15 @@ def blocks_per_beat(fmt, lanes: int) -> int:
 def mx_beat_layout(fmt, lanes: int) -> data.StructLayout:
     """One input beat of the MX PE: ``lanes`` codes of A and of B, two E8M0 scales, framing.
 
-    The codes and scales are plain bit fields of the widths of :func:`~mxsf.hw.layouts.element_layout`
-    and :class:`~mxsf.hw.layouts.E8M0` (the PE views them through those layouts). BDR formats
-    (SPEC.md 11) add ``micro_a``/``micro_b``, one microexponent bit per pair of lanes; a beat
-    of ``n > 1`` whole blocks has arrays of ``n`` scales (block 0 first)."""
+    Codes are :func:`~mxsf.hw.layouts.element_layout` structs, scales :class:`~mxsf.hw.layouts.E8M0`.
+    BDR formats (SPEC.md 11) add ``micro_a``/``micro_b``, one plain microexponent bit per pair
+    of lanes; a beat of ``n > 1`` whole blocks has arrays of ``n`` scales (block 0 first)."""
     f = get_format(fmt, element_only=True)
     nbb = blocks_per_beat(f, lanes)
-    scale = E8M0_BITS if nbb == 1 else data.ArrayLayout(E8M0_BITS, nbb)
+    scale = E8M0 if nbb == 1 else data.ArrayLayout(E8M0, nbb)
     fields = {
-        "a": data.ArrayLayout(f.bits, lanes),
-        "b": data.ArrayLayout(f.bits, lanes),
+        "a": data.ArrayLayout(element_layout(f), lanes),
+        "b": data.ArrayLayout(element_layout(f), lanes),
         "scale_a": scale,
         "scale_b": scale,
         "first": 1,
@@ -105,8 +106,13 @@ class MXProcessingElement(MXComponent):
     each element's pair microexponent (``sig = m``, ``shift = 1 - tau``), so products carry
     the pair shifts and the block sum stays exact; ``s x 2^(Ea + Eb - 2p)`` is rounded once.
     Their block is 16; a PE with ``lanes = n x 16`` takes ``n`` whole blocks a beat, with an
-    adder tree and a rounder per block and ``n`` float32 additions chained in block order
-    in the accumulation stage (``acc + d_0 + ... + d_(n-1)``, each rounded: SPEC.md 5).
+    adder tree and a rounder per block and ``n`` additions chained in block order in the
+    accumulation stage (``acc + d_0 + ... + d_(n-1)``, each rounded: SPEC.md 5 and 10).
+
+    With ``acc="bf16"`` (SPEC.md 10) the block results ``d`` stay float32 and the
+    accumulator is bfloat16: each step is one RNE rounding of the exact ``acc + d`` to
+    bfloat16 (the same adder, :class:`~mxsf.hw.fp32.Float32Adder` with ``man_width=7``),
+    and the result is a :class:`~mxsf.hw.layouts.BFloat16`.
 
     Parameters
     ----------
@@ -119,6 +125,8 @@ class MXProcessingElement(MXComponent):
         Element pairs per beat, dividing ``block_size`` (default ``block_size``):
         a block takes ``block_size // lanes`` beats. BDR formats: an even divisor of 16,
         or a multiple of 16 up to 1024 (several blocks a beat).
+    acc : {"fp32", "bf16"} or Accumulator
+        Accumulator format (default ``fp32``).
 
     Members
     -------
@@ -130,8 +138,9 @@ class MXProcessingElement(MXComponent):
         its block, whose missing elements count as zeros). A dot product also starts with the
         first beat after a ``last``. Always ready: no back-pressure, a beat may
         come every cycle, ``valid`` may drop between any beats.
-    o : Out(stream.Signature(Float32, always_ready=True))
-        The float32 result of a dot product: ``valid`` for one cycle, ``latency``
+    o : Out(stream.Signature(Float32 or BFloat16, always_ready=True))
+        The float32 result of a dot product (bfloat16 with ``acc="bf16"``; ``result_layout``):
+        ``valid`` for one cycle, ``latency``
         cycles after the cycle of its ``last`` beat. The consumer must take it
         (no back-pressure).
 
@@ -141,7 +150,7 @@ class MXProcessingElement(MXComponent):
         A parameter of the wrong type.
     ValueError
         Unknown format, ``block_size`` out of range (or not 16 for a BDR format),
-        ``lanes`` not a divisor of it (BDR: not an even divisor or a multiple of 16).
+        ``lanes`` not a divisor of it (BDR: not an even divisor or a multiple of 16), bad ``acc``.
 
     Latency
     -------
@@ -150,8 +159,9 @@ class MXProcessingElement(MXComponent):
     float32 accumulation. Throughput one beat per cycle.
     """
 
-    def __init__(self, *, fmt, block_size=None, lanes=None):
+    def __init__(self, *, fmt, block_size=None, lanes=None, acc="fp32"):
         f = get_format(fmt, element_only=True, param="fmt")
+        self._acc = acc_mode(acc)
         block_size = f.default_block_size if block_size is None else block_size
         check_int("block_size", block_size, 1, MAX_BLOCK_SIZE)
         lanes = block_size if lanes is None else lanes
@@ -162,8 +172,19 @@ class MXProcessingElement(MXComponent):
         self._fmt, self._block_size, self._lanes = f, block_size, lanes
         super().__init__({
             "i": In(stream.Signature(mx_beat_layout(f, lanes), always_ready=True)),
-            "o": Out(stream.Signature(Float32, always_ready=True)),
-        }, params={"fmt": f.name, "block_size": block_size, "lanes": lanes})
+            "o": Out(stream.Signature(self.result_layout, always_ready=True)),
+        }, params={"fmt": f.name, "block_size": block_size, "lanes": lanes,
+                   **({} if self._acc is Accumulator.FP32 else {"acc": self._acc.value})})
+
+    @property
+    def acc(self) -> Accumulator:
+        """Accumulator format (SPEC.md 10)."""
+        return self._acc
+
+    @property
+    def result_layout(self):
+        """Layout of a result: :class:`Float32`, or :class:`BFloat16` with ``acc="bf16"``."""
+        return Float32 if self._acc is Accumulator.FP32 else BFloat16
 
     @property
     def fmt(self) -> ElementFormat:
@@ -193,7 +214,8 @@ class MXProcessingElement(MXComponent):
 
     @property
     def module_name(self) -> str:
-        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}"
+        suffix = "" if self._acc is Accumulator.FP32 else f"_acc{self._acc.value}"
+        return f"mx_pe_{self._fmt.name}_b{self._block_size}_l{self._lanes}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -341,15 +363,20 @@ class MXProcessingElement(MXComponent):
             dot_end3.eq(frame2.dot_end),
         ]
 
-        # ---- stage 3: float32 accumulation, in block order (a chain when a beat holds
-        # several blocks: acc + d_0, then + d_1, ..., each an IEEE addition) ------------------
-        acc = Signal(Float32)
-        total = Mux(dot_first3, 0, acc)
+        # ---- stage 3: float32 (or bfloat16) accumulation, in block order (a chain when a
+        # beat holds several blocks: acc + d_0, then + d_1, ..., each one IEEE rounding) -------
+        acc = Signal(self.result_layout)
+
+        def as_f32(v):          # a bfloat16 is the top half of a binary32
+            return v if self._acc is Accumulator.FP32 else Cat(Const(0, F32_BITS - BF16_BITS), v)
+
+        man_width = F32_MAN_BITS if self._acc is Accumulator.FP32 else BF16_MAN_BITS
+        total = Mux(dot_first3, 0, as_f32(acc.as_value()))
         for j, d3 in enumerate(d3s):
-            add = Float32Adder()
+            add = Float32Adder(man_width=man_width)
             m.submodules[f"acc_add{j}" if nbb > 1 else "acc_add"] = add
             m.d.comb += [add.a.eq(total), add.b.eq(d3)]
-            total = add.o
+            total = as_f32(add.o) if j < nbb - 1 else add.o
         with m.If(v3):
             m.d.sync += acc.eq(total)
         m.d.sync += [

@@ -21,15 +21,19 @@ from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import (E8M0_BITS, E8M0_MAX_EXP, E8M0_NAN, F32_BIAS,
+from mxsf.golden.bdr import check_bdr_options
+from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, E8M0_MAX_EXP, E8M0_NAN, F32_BIAS,
                                    F32_EXP_BITS, F32_MAN_BITS)
 from mxsf.golden.formats import ElementFormat, FormatKind, get_format
+from mxsf.golden.options import (SR_DEFAULT_BITS, SR_WEYL, Rounding, ScaleRounding, check_seed,
+                                 check_sr_bits, rounding_mode, scale_rounding_mode)
 from mxsf.golden.params import MAX_LANES, MAX_TILE_DIM, check_divisor, check_int
 
 from .base import MXComponent
 from .fp32 import leading_zeros
 from .layouts import E8M0, Float32, element_layout
 from .maxexp import MAX_GROUP, BlockMaxExponent, check_stages, default_stages, float32_beat_layout
+from .stochastic import sr_mix, sr_mix_constant
 
 __all__ = [
     "ElementEncoder",
@@ -56,10 +60,20 @@ class ElementEncoder(MXComponent):
     saturated at the largest finite code. This is :func:`mxsf.golden.quantize.encode_exact`
     bit for bit, for every float32 finite value and every ``exp`` in [-128, 127].
 
+    With ``rounding="stochastic"`` (SPEC.md 9) the shifter keeps ``sr_bits`` more bits below
+    the quantum (``t mod 2^R``, the R bits right below it, computed exactly from the float32
+    bits and E), adds the random ``rand`` to them, and the carry out replaces the RNE
+    round-up: ``u x floor((t + r) / 2^R)``, saturated. This is
+    :func:`mxsf.golden.quantize.encode_stochastic` bit for bit.
+
     Parameters
     ----------
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
+    rounding : {"rne", "stochastic"}
+        Element rounding (default ``rne``).
+    sr_bits : int
+        Random bits per element for stochastic rounding, in [1, 16] (default 8).
 
     Members
     -------
@@ -67,6 +81,8 @@ class ElementEncoder(MXComponent):
         The float32 value (NaN/Inf give an unspecified code: the caller masks them).
     exp : In(signed(8))
         The scale exponent ``E`` (the E8M0 byte minus 127).
+    rand : In(sr_bits)
+        Only with ``rounding="stochastic"``: the random integer ``r``.
     code : Out(element_layout(fmt))
         The code. Negative values that round to zero give the sign bit with magnitude 0
         (-0) in every FP format and MXSF; INT8 codes are two's complement and never -0.
@@ -74,21 +90,35 @@ class ElementEncoder(MXComponent):
     Raises
     ------
     ValueError
-        Unknown format, or bf16.
+        Unknown format, or bf16; a bad ``rounding`` or ``sr_bits``.
 
     Latency
     -------
     ``latency == 0`` (combinational).
     """
 
-    def __init__(self, *, fmt):
+    def __init__(self, *, fmt, rounding="rne", sr_bits=SR_DEFAULT_BITS):
         f = get_format(fmt, element_only=True, param="fmt")
         self._fmt = f
-        super().__init__({
-            "value": In(Float32),
-            "exp": In(_EXP_SHAPE),
-            "code": Out(element_layout(f)),
-        }, params={"fmt": f.name})
+        self._rounding = rounding_mode(rounding)
+        self._sr_bits = check_sr_bits(sr_bits)
+        members = {"value": In(Float32), "exp": In(_EXP_SHAPE)}
+        params = {"fmt": f.name}
+        if self._rounding is Rounding.STOCHASTIC:
+            members["rand"] = In(self._sr_bits)
+            params.update(rounding=self._rounding.value, sr_bits=self._sr_bits)
+        members["code"] = Out(element_layout(f))
+        super().__init__(members, params=params)
+
+    @property
+    def rounding(self) -> Rounding:
+        """Element rounding (SPEC.md 9)."""
+        return self._rounding
+
+    @property
+    def sr_bits(self) -> int:
+        """Random bits per element (stochastic rounding)."""
+        return self._sr_bits
 
     @property
     def fmt(self) -> ElementFormat:
@@ -101,7 +131,8 @@ class ElementEncoder(MXComponent):
 
     @property
     def module_name(self) -> str:
-        return f"enc_{self._fmt.name}"
+        suffix = f"_sr{self._sr_bits}" if self._rounding is Rounding.STOCHASTIC else ""
+        return f"enc_{self._fmt.name}{suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -116,6 +147,10 @@ class ElementEncoder(MXComponent):
         # 5 for every format and E >= -128 (kk >= emin); from 25 on nothing is kept or rounded up.
         # It is at most 256 + 150 - 1 + 127 = 532 (signed 12 bits with NaN/Inf garbage).
         shift_cap = _SIG_WIDTH + 1
+        stochastic = self._rounding is Rounding.STOCHASTIC
+        if stochastic:
+            # R more bits below the quantum: from 24 + R on, t mod 2^R is 0 as well.
+            shift_cap = _SIG_WIDTH + self._sr_bits
         # Code base (kk - emin) << man_bits <= (256 + 14) << 7 < 2^16; with n < 2^20 (shift
         # >= 5) the rounded magnitude fits signed 21 bits before saturation.
 
@@ -152,9 +187,14 @@ class ElementEncoder(MXComponent):
         kept = Signal(_SIG_WIDTH + shift_cap)
         m.d.comb += kept.eq(Cat(Const(0, shift_cap), sig) >> sh)
         n = kept[shift_cap:]
-        guard = kept[shift_cap - 1]
-        sticky = kept[:shift_cap - 1].any()
-        round_up = guard & (sticky | n[0])
+        if stochastic:
+            R = self._sr_bits
+            frac = kept[shift_cap - R:shift_cap]          # t mod 2^R: the R bits below the quantum
+            round_up = (frac + self.rand)[R]              # the carry of (t mod 2^R) + r
+        else:
+            guard = kept[shift_cap - 1]
+            sticky = kept[:shift_cap - 1].any()
+            round_up = guard & (sticky | n[0])
 
         mag = Signal(signed(21))
         mag_sat = Signal(range(f.max_code + 1))
@@ -176,7 +216,7 @@ def requant_out_layout(fmt, lanes: int) -> data.StructLayout:
     f = get_format(fmt, element_only=True)
     fields = {
         "codes": data.ArrayLayout(element_layout(f), lanes),
-        "scale": E8M0_BITS,
+        "scale": E8M0,
         "first": 1,
         "last": 1,
     }
@@ -213,6 +253,19 @@ class TileRequantizer(MXComponent):
         [0, min(ceil(log2(lanes)), beats - 1)]; default
         ``min(ceil(log2(lanes)) // 2, beats - 1)``. The bound keeps the sustained rate at
         one beat per cycle.
+    scale_rounding : {"floor", "ceil", "even"}
+        Scale rule (SPEC.md 8, default ``floor``). ``ceil`` and ``even`` widen the
+        max-exponent tree's keys by one flag bit (:func:`~mxsf.hw.maxexp.scale_round_flag`).
+    rounding : {"rne", "stochastic"}
+        Element rounding (SPEC.md 9, default ``rne``).
+    sr_bits : int
+        Random bits per element for stochastic rounding, in [1, 16] (default 8).
+    seed : int
+        32-bit seed of the stochastic-rounding generator (default 0). Tiles are numbered
+        from 0 after reset in the order they are read out; element ``i = beat x lanes +
+        lane`` of tile ``n`` gets ``r = mix(mix(mix(seed) + n W) + i W) >> (32 - sr_bits)``
+        (docs/stochastic_rounding.md): the n-th tile equals
+        ``requantize_tile(tile, ..., seed=seed, tile_index=n)``.
 
     Members
     -------
@@ -248,9 +301,16 @@ class TileRequantizer(MXComponent):
     a tile starts when its scale is known, in order, at most one beat a cycle.
     """
 
-    def __init__(self, *, fmt, rows=None, cols=None, lanes=None, stages=None):
+    def __init__(self, *, fmt, rows=None, cols=None, lanes=None, stages=None, scale_rounding="floor",
+                 rounding="rne", sr_bits=SR_DEFAULT_BITS, seed=0):
         f = get_format(fmt, element_only=True, param="fmt")
+        self._scale_rounding = scale_rounding_mode(scale_rounding)
+        self._rounding = rounding_mode(rounding)
+        self._sr_bits = check_sr_bits(sr_bits)
+        self._seed = check_seed(seed)
         bdr_block = f.fixed_block_size
+        if bdr_block:               # SPEC.md 11 fixes E (floor) and the RNE of m
+            check_bdr_options(f, self._scale_rounding, self._rounding)
         rows = (1 if bdr_block else 32) if rows is None else rows
         cols = (bdr_block or 32) if cols is None else cols
         check_int("rows", rows, 1, MAX_TILE_DIM)
@@ -274,7 +334,37 @@ class TileRequantizer(MXComponent):
         super().__init__({
             "i": In(stream.Signature(float32_beat_layout(lanes))),
             "o": Out(stream.Signature(requant_out_layout(f, lanes))),
-        }, params={"fmt": f.name, "rows": rows, "cols": cols, "lanes": lanes, "stages": stages})
+        }, params={"fmt": f.name, "rows": rows, "cols": cols, "lanes": lanes, "stages": stages,
+                   **self.options})
+
+    @property
+    def scale_rounding(self) -> ScaleRounding:
+        """Scale rule (SPEC.md 8)."""
+        return self._scale_rounding
+
+    @property
+    def rounding(self) -> Rounding:
+        """Element rounding (SPEC.md 9)."""
+        return self._rounding
+
+    @property
+    def sr_bits(self) -> int:
+        return self._sr_bits
+
+    @property
+    def seed(self) -> int:
+        """Seed of the stochastic-rounding generator."""
+        return self._seed
+
+    @property
+    def options(self) -> dict:
+        """The numerics options that differ from the defaults (as golden keyword arguments)."""
+        p = {}
+        if self._scale_rounding is not ScaleRounding.FLOOR:
+            p["scale_rounding"] = self._scale_rounding.value
+        if self._rounding is Rounding.STOCHASTIC:
+            p.update(rounding=self._rounding.value, sr_bits=self._sr_bits, seed=self._seed)
+        return p
 
     @property
     def fmt(self) -> ElementFormat:
@@ -312,8 +402,18 @@ class TileRequantizer(MXComponent):
         return self._stages + 3
 
     @property
+    def options_suffix(self) -> str:
+        """Module-name suffix of the non-default options (``_ceil``, ``_sr8``, ...)."""
+        suffix = ""
+        if self._scale_rounding is not ScaleRounding.FLOOR:
+            suffix += f"_{self._scale_rounding.value}"
+        if self._rounding is Rounding.STOCHASTIC:
+            suffix += f"_sr{self._sr_bits}"
+        return suffix
+
+    @property
     def module_name(self) -> str:
-        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}"
+        return f"requant_{self._fmt.name}_{self._rows}x{self._cols}_l{self._lanes}{self.options_suffix}"
 
     def elaborate(self, platform):
         m = Module()
@@ -325,7 +425,12 @@ class TileRequantizer(MXComponent):
         wp = mem.write_port()
         rp = mem.read_port(transparent_for=())
 
-        mx = BlockMaxExponent(n=self.tile_size, lanes=lanes, stages=self._stages)
+        flagged = self._scale_rounding is not ScaleRounding.FLOOR
+        if flagged:
+            mx = BlockMaxExponent(n=self.tile_size, lanes=lanes, stages=self._stages,
+                                  scale_rounding=self._scale_rounding, fmt=f)
+        else:
+            mx = BlockMaxExponent(n=self.tile_size, lanes=lanes, stages=self._stages)
         m.submodules.maxexp = mx
 
         # ---- write side ------------------------------------------------------------------
@@ -363,8 +468,19 @@ class TileRequantizer(MXComponent):
         scale = [Signal(E8M0, name=f"scale{b}") for b in range(2)]
         res = mx.o.payload
         new_scale = Signal(E8M0)
-        m.d.comb += new_scale.eq(Mux(res.any_nan_inf, E8M0_NAN,
-                                     Mux(res.max_exp > f.emax_elem, res.max_exp - f.emax_elem, 0)))
+        if flagged:
+            # field + round-up may reach 255 - emax_elem: clamp E to 127 (byte 254) as well
+            field = Signal(F32_EXP_BITS + 1)
+            top = E8M0_BIAS + E8M0_MAX_EXP
+            m.d.comb += [
+                field.eq(res.max_exp + res.round_up),
+                new_scale.eq(Mux(res.any_nan_inf, E8M0_NAN,
+                                 Mux(field > f.emax_elem + top, top,
+                                     Mux(field > f.emax_elem, field - f.emax_elem, 0)))),
+            ]
+        else:
+            m.d.comb += new_scale.eq(Mux(res.any_nan_inf, E8M0_NAN,
+                                         Mux(res.max_exp > f.emax_elem, res.max_exp - f.emax_elem, 0)))
         with m.If(mx.o.valid):
             m.d.sync += s_bank.eq(~s_bank)
             for b in range(2):
@@ -394,11 +510,24 @@ class TileRequantizer(MXComponent):
         s1_scale = Signal(E8M0)
         s1_first = Signal()
         s1_last = Signal()
+        stochastic = self._rounding is Rounding.STOCHASTIC
+        if stochastic:
+            # docs/stochastic_rounding.md: T = mix(seed) + n W for tile n (read order),
+            # B = beat x lanes x W; s1_base = mix(T) + B, lane l adds l W.
+            sr_t = Signal(32, init=sr_mix_constant(self._seed), name="sr_tile")
+            sr_b = Signal(32, name="sr_beat")
+            s1_base = Signal(32, name="sr_base")
+            key = sr_mix(m, sr_t, "sr_key")
         with m.If(en):
             m.d.sync += s1_valid.eq(issue)
         with m.If(issue):
             r_last = r_idx == beats - 1
             m.d.sync += [s1_scale.eq(scale_r), s1_first.eq(r_idx == 0), s1_last.eq(r_last)]
+            if stochastic:
+                m.d.sync += [s1_base.eq(key + sr_b),
+                             sr_b.eq(Mux(r_last, 0, sr_b + ((lanes * SR_WEYL) & 0xFFFFFFFF)))]
+                with m.If(r_last):
+                    m.d.sync += sr_t.eq(sr_t + SR_WEYL)
             with m.If(r_last):
                 m.d.sync += [r_idx.eq(0), r_bank.eq(~r_bank)]
                 for b in range(2):    # after the set above: a bypassed tile of one beat ends here
@@ -423,7 +552,12 @@ class TileRequantizer(MXComponent):
                 micro.append(tau)
         codes = []
         for k in range(lanes):
-            enc = ElementEncoder(fmt=f)
+            if stochastic:
+                enc = ElementEncoder(fmt=f, rounding=self._rounding, sr_bits=self._sr_bits)
+                r = sr_mix(m, s1_base + ((k * SR_WEYL) & 0xFFFFFFFF), f"sr_lane{k}")
+                m.d.comb += enc.rand.eq(r[32 - self._sr_bits:])
+            else:
+                enc = ElementEncoder(fmt=f)
             m.submodules[f"enc{k}"] = enc
             exp = s1_scale.exponent()
             if micro:                       # BDR: the element grid of its pair, at E - tau

@@ -1,23 +1,23 @@
 """Output-stationary systolic array of MX (or BF16) processing elements."""
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import E8M0_BITS
 from mxsf.golden.formats import ElementFormat, get_format
+from mxsf.golden.options import Accumulator, acc_mode
 from mxsf.golden.params import MAX_ARRAY_DIM, MAX_BLOCK_SIZE, check_divisor, check_int
 
 from .base import MXComponent
 from .bf16_pe import MAX_BF16_LANES, BF16ProcessingElement
-from .layouts import BFloat16, Float32
+from .layouts import E8M0, BFloat16, Float32, element_layout
 from .pe import MXProcessingElement, check_bdr_shape
 
 __all__ = ["SystolicArray", "array_beat_layout", "array_row_layout", "check_array_params"]
 
 
 def _elem_shape(f: ElementFormat):
-    return BFloat16 if not f.is_element else unsigned(f.bits)
+    return BFloat16 if not f.is_element else element_layout(f)
 
 
 def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayout:
@@ -34,8 +34,8 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     fields = {"a": data.ArrayLayout(data.ArrayLayout(e, lanes), rows),
               "b": data.ArrayLayout(data.ArrayLayout(e, lanes), cols)}
     if f.is_element:
-        fields["scale_a"] = data.ArrayLayout(E8M0_BITS, rows)
-        fields["scale_b"] = data.ArrayLayout(E8M0_BITS, cols)
+        fields["scale_a"] = data.ArrayLayout(E8M0, rows)
+        fields["scale_b"] = data.ArrayLayout(E8M0, cols)
     if f.microexp_group:
         micro = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
         fields["micro_a"] = data.ArrayLayout(micro, rows)
@@ -45,10 +45,11 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     return data.StructLayout(fields)
 
 
-def array_row_layout(rows: int, cols: int) -> data.StructLayout:
-    """One output beat: row ``row`` of a result tile (``cols`` float32), with tile framing."""
+def array_row_layout(rows: int, cols: int, result=Float32) -> data.StructLayout:
+    """One output beat: row ``row`` of a result tile (``cols`` float32, or ``result=BFloat16``
+    for an MX array with a bfloat16 accumulator), with tile framing."""
     return data.StructLayout({
-        "c": data.ArrayLayout(Float32, cols),
+        "c": data.ArrayLayout(result, cols),
         "row": range(max(rows, 2)),
         "first": 1,   # row == 0
         "last": 1,    # row == rows - 1
@@ -125,6 +126,10 @@ class SystolicArray(MXComponent):
         K-elements per beat per row/column (default ``block_size``); a divisor of
         ``block_size`` for MX formats (BDR: 2, 4, 8 or 16, whole microexponent pairs; a
         BDR beat also carries ``micro_a``/``micro_b``), in [1, ``MAX_BF16_LANES`` = 64] for bf16.
+    acc : {"fp32", "bf16"} or Accumulator
+        Accumulator of the MX PEs (SPEC.md 10, default ``fp32``); with ``bf16`` the results
+        are :class:`~mxsf.hw.layouts.BFloat16` (``result_layout``). The BF16 baseline array
+        takes ``fp32`` only.
 
     Members
     -------
@@ -133,8 +138,8 @@ class SystolicArray(MXComponent):
         beat with ``last`` set while fewer than ``last_spacing`` cycles have passed
         since the previous accepted ``last`` (it depends on ``payload.last``, never on
         ``valid``). ``valid`` may drop between any beats.
-    o : Out(stream.Signature(array_row_layout(rows, cols), always_ready=True))
-        Result rows: ``c[j]`` the :class:`~mxsf.hw.layouts.Float32` ``C[row][j]``; ``first``/``last`` mark
+    o : Out(stream.Signature(array_row_layout(rows, cols, result_layout), always_ready=True))
+        Result rows: ``c[j]`` the :class:`~mxsf.hw.layouts.Float32` (or ``BFloat16``) ``C[row][j]``; ``first``/``last`` mark
         rows 0 and ``rows - 1``. A tile gives ``rows`` beats on consecutive cycles.
         No back-pressure: the consumer must take every beat.
 
@@ -158,11 +163,14 @@ class SystolicArray(MXComponent):
     as long as a tile has at least ``rows`` beats (K >= ``rows * lanes``).
     """
 
-    def __init__(self, *, fmt, rows, cols, block_size=None, lanes=None):
+    def __init__(self, *, fmt, rows, cols, block_size=None, lanes=None, acc="fp32"):
         if block_size is None:
             fb = get_format(fmt, param="fmt")
             block_size = fb.default_block_size if fb.is_element else 32
         f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
+        self._acc = acc_mode(acc)
+        if not f.is_element and self._acc is not Accumulator.FP32:
+            raise ValueError(f"acc must be fp32 for the bf16 baseline array; not {acc!r}")
         self._fmt, self._rows, self._cols = f, rows, cols
         self._block_size, self._lanes = block_size, lanes
         self._bf16 = not f.is_element
@@ -170,9 +178,19 @@ class SystolicArray(MXComponent):
         self._pe_probe = self._make_pe(probe=True)
         super().__init__({
             "i": In(stream.Signature(array_beat_layout(f, rows, cols, lanes))),
-            "o": Out(stream.Signature(array_row_layout(rows, cols), always_ready=True)),
+            "o": Out(stream.Signature(array_row_layout(rows, cols, self.result_layout), always_ready=True)),
         }, params={"fmt": f.name, "rows": rows, "cols": cols, "block_size": block_size,
-                   "lanes": lanes})
+                   "lanes": lanes, **({} if self._acc is Accumulator.FP32 else {"acc": self._acc.value})})
+
+    @property
+    def acc(self) -> Accumulator:
+        """Accumulator of the MX PEs (SPEC.md 10)."""
+        return self._acc
+
+    @property
+    def result_layout(self):
+        """Layout of a result: :class:`Float32`, or :class:`BFloat16` with ``acc="bf16"``."""
+        return Float32 if self._acc is Accumulator.FP32 else BFloat16
 
     @property
     def fmt(self) -> ElementFormat:
@@ -223,7 +241,8 @@ class SystolicArray(MXComponent):
     def module_name(self) -> str:
         if self._bf16:
             return f"systolic_bf16_{self._rows}x{self._cols}_l{self._lanes}"
-        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}"
+        suffix = "" if self._acc is Accumulator.FP32 else f"_acc{self._acc.value}"
+        return f"systolic_{self._fmt.name}_{self._rows}x{self._cols}_b{self._block_size}_l{self._lanes}{suffix}"
 
     def _make_pe(self, probe=False):
         if self._bf16:
@@ -231,6 +250,8 @@ class SystolicArray(MXComponent):
         else:
             cls, params = MXProcessingElement, {"fmt": self._fmt, "block_size": self._block_size,
                                                 "lanes": self._lanes}
+            if self._acc is not Accumulator.FP32:
+                params["acc"] = self._acc
         return cls.probe(**params) if probe else cls(**params)
 
     def elaborate(self, platform):
@@ -244,8 +265,8 @@ class SystolicArray(MXComponent):
         a_fields = {"valid": 1, "first": 1, "last": 1, "a": data.ArrayLayout(elem, lanes)}
         b_fields = {"b": data.ArrayLayout(elem, lanes)}
         if mx:
-            a_fields["scale_a"] = E8M0_BITS
-            b_fields["scale_b"] = E8M0_BITS
+            a_fields["scale_a"] = E8M0
+            b_fields["scale_b"] = E8M0
         bdr = bool(mx and self._fmt.microexp_group)
         if bdr:                             # the pair microexponents travel with the codes
             micro = data.ArrayLayout(self._fmt.microexp_bits, lanes // self._fmt.microexp_group)
@@ -326,7 +347,7 @@ class SystolicArray(MXComponent):
             merged = 0
             for i in range(rows):
                 merged = merged | Mux(pes[i][j].o.valid, pes[i][j].o.payload.as_value(), 0)
-            out_c.append(_delay(m, merged, Float32, cols - j, f"col{j}_d"))
+            out_c.append(_delay(m, merged, self.result_layout, cols - j, f"col{j}_d"))
         last_col = [pes[i][cols - 1].o.valid for i in range(rows)]
         row_idx = 0
         for i in range(1, rows):

@@ -5,11 +5,11 @@ from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from mxsf.golden.constants import E8M0_BITS
 from mxsf.golden.formats import ElementFormat, get_format
 from mxsf.golden.params import MAX_BLOCK_SIZE, MAX_MATRIX_DIM, check_int, check_power_of_two
 
 from .base import MXComponent
+from .layouts import E8M0, element_layout
 
 __all__ = ["TileBuffer", "tile_read_layout"]
 
@@ -18,8 +18,8 @@ def tile_read_layout(fmt, vecs: int, lanes: int) -> data.StructLayout:
     """One read beat: ``lanes`` K-elements of ``vecs`` vectors, their scales, framing."""
     f = get_format(fmt, element_only=True)
     return data.StructLayout({
-        "codes": data.ArrayLayout(data.ArrayLayout(f.bits, lanes), vecs),
-        "scale": data.ArrayLayout(E8M0_BITS, vecs),
+        "codes": data.ArrayLayout(data.ArrayLayout(element_layout(f), lanes), vecs),
+        "scale": data.ArrayLayout(E8M0, vecs),
         "first": 1,
         "last": 1,
     })
@@ -115,11 +115,11 @@ class TileBuffer(MXComponent):
         super().__init__({
             "w_codes": In(stream.Signature(data.StructLayout({
                 "row": range(rows), "seg": range(max(cols // m, 2)),
-                "codes": data.ArrayLayout(self._fmt.bits, m)}), always_ready=True)),
+                "codes": data.ArrayLayout(element_layout(self._fmt), m)}), always_ready=True)),
             "w_scale": In(stream.Signature(data.StructLayout({
                 "tile_row": range(max(rows // block_size, 2)),
                 "tile_col": range(max(cols // block_size, 2)),
-                "scale": E8M0_BITS}), always_ready=True)),
+                "scale": E8M0}), always_ready=True)),
             "cmd": In(stream.Signature(data.StructLayout({
                 "transpose": 1, "group": range(max(rows // vecs, cols // vecs, 2))}))),
             "o": Out(stream.Signature(tile_read_layout(self._fmt, vecs, lanes))),
@@ -189,7 +189,7 @@ class TileBuffer(MXComponent):
 
         word = data.ArrayLayout(data.ArrayLayout(f.bits, m), m)
         mod.submodules.codes = codes = Memory(shape=word, depth=(rows // m) * words_per_row, init=[])
-        mod.submodules.scales = scales = Memory(shape=E8M0_BITS, depth=(rows // bs) * tiles_per_row, init=[])
+        mod.submodules.scales = scales = Memory(shape=E8M0, depth=(rows // bs) * tiles_per_row, init=[])
 
         # ---- writes ------------------------------------------------------------------------
         cw = codes.write_port(granularity=1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
+from mxsf.hw.layouts import Encoding
+
 __all__ = ["LayoutCodec"]
 
 
@@ -28,6 +30,8 @@ class LayoutCodec:
         self._spec = self._compile(layout)
 
     def _compile(self, layout):
+        if isinstance(layout, type) and issubclass(layout, Encoding):
+            return ("int", Shape.cast(layout).width, None)      # one encoded number: its bits
         if isinstance(layout, type) and issubclass(layout, data.Struct):
             layout = data.Layout.cast(layout)
         width = Shape.cast(layout).width

@@ -11,13 +11,21 @@ for 2D tiles (``tile`` rows x cols sharing one scale):
 * **max relative error**: ``max |xq - x| / |x|`` over the elements with
   ``x != 0`` (float64; an element flushed to zero has relative error 1, a
   saturated outlier can exceed 1);
-* **flushed fraction**: the share of the non-zero elements whose ``xq`` is 0.
+* **flushed fraction**: the share of the non-zero elements whose ``xq`` is 0;
+* **clipped fraction**: the share of the elements whose magnitude exceeds the largest
+  value the format reaches at their block's scale, ``|x| > largest x 2^E`` (saturated;
+  always 0 with ``scale_rounding="ceil"`` unless the scale clamps).
+
+The numerics options of SPEC.md 8 and 9 (``scale_rounding``, ``rounding``, ``sr_bits``,
+``seed``) pass through to the quantizer; :func:`accuracy_table` measures several scale
+rules side by side.
 
 ``bf16`` is the reference: every element rounded to bfloat16
 (:func:`mxsf.golden.to_bf16`); it has no blocks, so its 1D and tile figures are
 the same. A format with a fixed block (the shared-microexponent ``mx9``, ``mx6``,
 ``mx4``: 16 elements, SPEC.md 11) is measured in its own 1D blocks whatever
-``block_size`` says, and has no tile figures (NaN: SPEC.md 11 defines no tiles). :func:`default_sqnr` gives the mean SQNR over the default
+``block_size`` says, has no tile figures (NaN: SPEC.md 11 defines no tiles), and takes only
+``scale_rounding="floor"`` and ``rounding="rne"``. :func:`default_sqnr` gives the mean SQNR over the default
 distributions, which ``mxsf compare`` plots beside area.
 
 Pure NumPy.
@@ -31,6 +39,9 @@ import numpy as np
 
 from mxsf.golden.formats import ELEMENT_FORMATS, get_format
 from mxsf.golden.matmul import to_bf16
+from mxsf.golden.constants import E8M0_BIAS, E8M0_NAN
+from mxsf.golden.bdr import check_bdr_options
+from mxsf.golden.options import Rounding, ScaleRounding, rounding_mode, scale_rounding_mode
 from mxsf.golden.quantize import as_float32, check_block_size, dequantize, quantize, quantize_tiles
 
 __all__ = [
@@ -43,6 +54,8 @@ __all__ = [
     "as_matrix",
     "fake_quantize",
     "error_metrics",
+    "clipped_fraction",
+    "scale_rounding_modes",
     "format_accuracy",
     "accuracy_table",
     "accuracy_formats",
@@ -124,23 +137,47 @@ def as_matrix(x) -> np.ndarray:
     return a.reshape(1, -1) if a.ndim == 1 else a.reshape(-1, a.shape[-1])
 
 
-def fake_quantize(x, fmt, *, block_size: int | None = DEFAULT_BLOCK_SIZE, tile=None) -> np.ndarray:
-    """``dequantize(quantize(x))``: x rounded through ``fmt`` (float32, shape of ``x``).
-
-    With ``tile=(r, c)`` the matrix is quantized in 2D tiles, otherwise in 1D blocks of
-    ``block_size`` along the last axis. ``fmt="bf16"`` rounds every element to
-    bfloat16 and ignores the blocking.
-    """
-    f = get_format(fmt)
-    if f.name == REFERENCE_FORMAT:
-        return to_bf16(x)
+def _quantized(x, f, *, block_size, tile, options):
     if tile is not None and not f.allows_tiles:
         raise ValueError(f"tile must be None for {f.name}: its blocks are 1D (SPEC.md 11), not {tile!r}")
     if f.fixed_block_size is not None:
         block_size = f.fixed_block_size
     if tile is not None:
-        return dequantize(quantize_tiles(x, f, tile=tuple(tile)))
-    return dequantize(quantize(x, f, block_size=block_size, axis=-1))
+        return quantize_tiles(x, f, tile=tuple(tile), **options)
+    return quantize(x, f, block_size=block_size, axis=-1, **options)
+
+
+def fake_quantize(x, fmt, *, block_size: int | None = DEFAULT_BLOCK_SIZE, tile=None, **options) -> np.ndarray:
+    """``dequantize(quantize(x))``: x rounded through ``fmt`` (float32, shape of ``x``).
+
+    With ``tile=(r, c)`` the matrix is quantized in 2D tiles, otherwise in 1D blocks of
+    ``block_size`` along the last axis. ``fmt="bf16"`` rounds every element to
+    bfloat16 and ignores the blocking. ``options``: ``scale_rounding``, ``rounding``,
+    ``sr_bits``, ``seed`` of :func:`mxsf.golden.quantize.quantize`.
+    """
+    f = get_format(fmt)
+    if f.name == REFERENCE_FORMAT:
+        return to_bf16(x)
+    return dequantize(_quantized(x, f, block_size=block_size, tile=tile, options=options))
+
+
+def clipped_fraction(x, q) -> float:
+    """Share of the elements of ``x`` with ``|x| > largest x 2^E`` of their block in ``q``."""
+    s = q.scale_per_element().astype(np.int64)
+    limit = np.ldexp(q.fmt.max_value, np.where(s == E8M0_NAN, 0, s - E8M0_BIAS))
+    a = np.abs(as_float32(x).astype(np.float64))
+    return float(np.mean((a > limit) & (s != E8M0_NAN)))
+
+
+def scale_rounding_modes(spec="floor") -> list[str]:
+    """Scale rules from ``"all"`` or a comma-separated list (``floor,ceil,even``)."""
+    if isinstance(spec, str) and spec.strip().lower() == "all":
+        return [m.value for m in ScaleRounding]
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    modes = list(dict.fromkeys(scale_rounding_mode(i).value for i in items if not isinstance(i, str) or i.strip()))
+    if not modes:
+        raise ValueError(f"scale_rounding must name at least one of floor, ceil, even; not {spec!r}")
+    return modes
 
 
 def error_metrics(x, xq) -> dict:
@@ -180,25 +217,31 @@ def _check_tile(tile) -> tuple[int, int]:
     return check_block_size(tile[0], "tile rows"), check_block_size(tile[1], "tile cols")
 
 
-def format_accuracy(x, fmt, *, block_size: int = DEFAULT_BLOCK_SIZE, tile=DEFAULT_TILE) -> dict:
+def format_accuracy(x, fmt, *, block_size: int = DEFAULT_BLOCK_SIZE, tile=DEFAULT_TILE, **options) -> dict:
     """Metrics of one format on one tensor, 1D blocks and 2D tiles.
 
     ``x`` is taken through :func:`as_matrix`. Returns ``{"1d": metrics, "tile": metrics}``
-    with the dicts of :func:`error_metrics` (the same dict twice for ``bf16``; NaN tile
-    metrics and the format's own 16-element blocks for ``mx9``/``mx6``/``mx4``).
+    with the dicts of :func:`error_metrics` plus ``clipped_frac`` (the same dict twice for
+    ``bf16``, whose clipped fraction is 0; NaN tile metrics and the format's own 16-element
+    blocks for ``mx9``/``mx6``/``mx4``, which take only the default options: SPEC.md 11).
+    ``options`` as :func:`fake_quantize`.
     """
     f = get_format(fmt)
     bs = check_block_size(block_size)
     tl = _check_tile(tile)
     m = as_matrix(x)
     if f.name == REFERENCE_FORMAT:
-        r = error_metrics(m, to_bf16(m))
+        r = {**error_metrics(m, to_bf16(m)), "clipped_frac": 0.0}
         return {"1d": r, "tile": dict(r)}
     if not f.allows_tiles:
-        r = error_metrics(m, fake_quantize(m, f))
+        q = _quantized(m, f, block_size=bs, tile=None, options=options)
+        r = {**error_metrics(m, dequantize(q)), "clipped_frac": clipped_fraction(m, q)}
         return {"1d": r, "tile": {**{k: float("nan") for k in r if k != "n"}, "n": r["n"]}}
-    return {"1d": error_metrics(m, fake_quantize(m, f, block_size=bs)),
-            "tile": error_metrics(m, fake_quantize(m, f, tile=tl))}
+    out = {}
+    for key, kw in (("1d", dict(block_size=bs, tile=None)), ("tile", dict(block_size=None, tile=tl))):
+        q = _quantized(m, f, options=options, **kw)
+        out[key] = {**error_metrics(m, dequantize(q)), "clipped_frac": clipped_fraction(m, q)}
+    return out
 
 
 def accuracy_formats(spec="all", *, with_reference: bool = True) -> list[str]:
@@ -222,8 +265,10 @@ def accuracy_formats(spec="all", *, with_reference: bool = True) -> list[str]:
 
 
 def accuracy_table(formats="all", *, distributions=None, block_size: int = DEFAULT_BLOCK_SIZE,
-                   tile=DEFAULT_TILE, size=DEFAULT_SIZE, seed: int = 0, tensors=None) -> list[dict]:
-    """One row per (format, tensor): SQNR, max relative error and flushed fraction, 1D and tiled.
+                   tile=DEFAULT_TILE, size=DEFAULT_SIZE, seed: int = 0, tensors=None,
+                   scale_rounding="floor", rounding="rne", sr_bits: int = 8, sr_seed: int = 0) -> list[dict]:
+    """One row per (format, scale rule, tensor): SQNR, max relative error, flushed and clipped
+    fractions, 1D and tiled.
 
     Parameters
     ----------
@@ -233,28 +278,49 @@ def accuracy_table(formats="all", *, distributions=None, block_size: int = DEFAU
         Names from :data:`DISTRIBUTIONS` (default: all of them, drawn at ``size``, ``seed``).
     tensors : dict of name -> array, optional
         User tensors, measured after the distributions (see :func:`as_matrix`).
+    scale_rounding : str or list
+        Scale rules measured side by side (:func:`scale_rounding_modes`; default ``floor``).
+    rounding, sr_bits, sr_seed
+        Element rounding options (SPEC.md 9); ``sr_seed`` is the generator's ``seed``.
+        The BDR formats (``mx9``, ``mx6``, ``mx4``) take only ``floor`` and ``rne``
+        (SPEC.md 11): they get a ``floor`` row when ``floor`` is asked for with ``rne``, and
+        no row otherwise (a ValueError when such a format is the only one asked for).
 
     Returns
     -------
     list of dict
-        Keys ``format, distribution, sqnr_1d_db, sqnr_tile_db, max_rel_1d, max_rel_tile,
-        flushed_1d, flushed_tile``.
+        Keys ``format, scale_rounding, distribution, sqnr_1d_db, sqnr_tile_db, max_rel_1d,
+        max_rel_tile, flushed_1d, flushed_tile, clipped_1d, clipped_tile`` (bf16 rows: one,
+        with ``scale_rounding`` "-").
     """
     names = accuracy_formats(formats)
+    modes = scale_rounding_modes(scale_rounding)
     dists = list(DISTRIBUTIONS) if distributions is None else list(distributions)
     data = {d: make_distribution(d, size, seed) for d in dists}
     for k, v in (tensors or {}).items():
         data[k] = as_matrix(v)
     rows = []
     for n in names:
-        for d, x in data.items():
-            r = format_accuracy(x, n, block_size=block_size, tile=tile)
-            rows.append({
-                "format": n, "distribution": d,
-                "sqnr_1d_db": r["1d"]["sqnr_db"], "sqnr_tile_db": r["tile"]["sqnr_db"],
-                "max_rel_1d": r["1d"]["max_rel_err"], "max_rel_tile": r["tile"]["max_rel_err"],
-                "flushed_1d": r["1d"]["flushed_frac"], "flushed_tile": r["tile"]["flushed_frac"],
-            })
+        if n == REFERENCE_FORMAT:
+            fmodes = ["-"]
+        elif get_format(n).microexp_group:          # BDR: floor and rne only (SPEC.md 11)
+            fmodes = ["floor"] if "floor" in modes and rounding_mode(rounding) is Rounding.RNE else []
+            if not fmodes and len(names) == 1:       # nothing else asked for: say why
+                check_bdr_options(get_format(n), modes[0], rounding)
+        else:
+            fmodes = modes
+        for mode in fmodes:
+            opts = {} if mode == "-" else dict(scale_rounding=mode, rounding=rounding, sr_bits=sr_bits,
+                                               seed=sr_seed)
+            for d, x in data.items():
+                r = format_accuracy(x, n, block_size=block_size, tile=tile, **opts)
+                rows.append({
+                    "format": n, "scale_rounding": mode, "distribution": d,
+                    "sqnr_1d_db": r["1d"]["sqnr_db"], "sqnr_tile_db": r["tile"]["sqnr_db"],
+                    "max_rel_1d": r["1d"]["max_rel_err"], "max_rel_tile": r["tile"]["max_rel_err"],
+                    "flushed_1d": r["1d"]["flushed_frac"], "flushed_tile": r["tile"]["flushed_frac"],
+                    "clipped_1d": r["1d"]["clipped_frac"], "clipped_tile": r["tile"]["clipped_frac"],
+                })
     return rows
 
 

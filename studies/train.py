@@ -40,6 +40,7 @@ import numpy as np
 
 from mxsf.golden.formats import get_format
 from mxsf.golden.matmul import bf16_matmul, matmul
+from mxsf.golden.options import Rounding, check_sr_bits, rounding_mode
 from mxsf.golden.quantize import MXArray, check_block_size, quantize, quantize_tiles
 
 __all__ = [
@@ -140,9 +141,10 @@ class _MXOperand:
     made on first use and counted in ``counter``.
     """
 
-    def __init__(self, x, arith: "_Arith"):
+    def __init__(self, x, arith: "_Arith", options=None):
         self.x = x
         self.a = arith
+        self.options = dict(options or {})      # quantizer options (stochastic rounding of gradients)
         self._q = {}
         if arith.blocking == "tile":
             self._q["tile"] = self._make("tile")
@@ -150,8 +152,8 @@ class _MXOperand:
     def _make(self, key) -> MXArray:
         self.a.quantizations += 1
         if key == "tile":
-            return quantize_tiles(self.x, self.a.fmt, tile=(self.a.tile, self.a.tile))
-        return quantize(self.x, self.a.fmt, block_size=self.a.block_size, axis=key)
+            return quantize_tiles(self.x, self.a.fmt, tile=(self.a.tile, self.a.tile), **self.options)
+        return quantize(self.x, self.a.fmt, block_size=self.a.block_size, axis=key, **self.options)
 
     def _get(self, axis: int) -> MXArray:
         key = "tile" if self.a.blocking == "tile" else axis
@@ -173,8 +175,13 @@ class _MXOperand:
 
 
 class _Arith:
-    def __init__(self, fmt: str, blocking: str, tile: int, block_size: int):
+    def __init__(self, fmt: str, blocking: str, tile: int, block_size: int, grad_rounding="rne",
+                 sr_bits: int = 8, seed: int = 0):
         self.quantizations = 0
+        self.grad_rounding = rounding_mode(grad_rounding, "grad_rounding")
+        self.sr_bits = check_sr_bits(sr_bits)
+        self._sr_seed = seed
+        self._grads = 0
         if fmt in FLOAT_ARITHMETICS:
             self.fmt, self.blocking = fmt, None
         else:
@@ -189,9 +196,19 @@ class _Arith:
     def label(self) -> str:
         return self.fmt if self.blocking is None else f"{self.fmt}/{self.blocking}"
 
-    def operand(self, x):
+    def operand(self, x, *, gradient: bool = False):
+        """``x`` as a matmul operand. A ``gradient`` operand is quantized with
+        ``grad_rounding`` (stochastic: a fresh generator seed for every gradient, derived
+        from the run's seed and a counter, so runs are reproducible)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        return _FloatOperand(x) if self.blocking is None else _MXOperand(x, self)
+        if self.blocking is None:
+            return _FloatOperand(x)
+        options = None
+        if gradient and self.grad_rounding is Rounding.STOCHASTIC:
+            self._grads += 1
+            options = dict(rounding="stochastic", sr_bits=self.sr_bits,
+                           seed=(self._sr_seed * 1_000_003 + self._grads) & 0xFFFF_FFFF)
+        return _MXOperand(x, self, options)
 
     def mm(self, a, b) -> np.ndarray:
         if self.fmt == "fp32":
@@ -238,7 +255,7 @@ def _step(params, x, y, ar: _Arith, trace=None):
     """Loss and float32 gradients of one batch, every product in ``ar``'s arithmetic."""
     X, H, W2, h, z = _forward(params, x, ar, trace)
     loss, dz, _ = _softmax_xent(z, y)
-    DZ = ar.operand(dz)
+    DZ = ar.operand(dz, gradient=True)
     a, b = DZ.lhs(), W2.rhs_t()
     dh = ar.mm(a, b) * (h > 0)
     if trace is not None:
@@ -247,7 +264,7 @@ def _step(params, x, y, ar: _Arith, trace=None):
     dw2 = ar.mm(a, b)
     if trace is not None:
         trace["h.T@dz"] = (a, b)
-    DH = ar.operand(dh)
+    DH = ar.operand(dh, gradient=True)
     a, b = X.lhs_t(), DH.rhs()
     dw1 = ar.mm(a, b)
     if trace is not None:
@@ -300,10 +317,12 @@ class TrainResult:
     test_acc: list = field(default_factory=list)
     quantizations_per_step: int = 0
     seconds: float = 0.0
+    grad_rounding: str = "rne"   #: rounding of the gradient operands (dZ, dH)
 
     @property
     def label(self) -> str:
-        return self.arithmetic if self.blocking == "-" else f"{self.arithmetic}/{self.blocking}"
+        base = self.arithmetic if self.blocking == "-" else f"{self.arithmetic}/{self.blocking}"
+        return base + ("+sr" if self.grad_rounding == "stochastic" and self.blocking != "-" else "")
 
     @property
     def final_test_acc(self) -> float:
@@ -321,7 +340,7 @@ class TrainResult:
 
 def train_mlp(fmt: str = "fp32", *, blocking: str = "tile", epochs: int = 8, seed: int = 0,
               tile: int = 32, block_size: int = 32, batch_size: int = 32, lr: float = 0.1,
-              momentum: float = 0.9, data=None) -> TrainResult:
+              momentum: float = 0.9, data=None, grad_rounding="rne", sr_bits: int = 8) -> TrainResult:
     """Train the 64-128-10 MLP on digits with every product in ``fmt``'s arithmetic.
 
     Parameters
@@ -337,6 +356,9 @@ def train_mlp(fmt: str = "fp32", *, blocking: str = "tile", epochs: int = 8, see
         Fixes split, initial weights and batch order (the same for every format).
     data : tuple, optional
         ``load_digits_split(seed)`` output, to share one load between runs.
+    grad_rounding : {"rne", "stochastic"}
+        Element rounding of the gradient operands ``dZ`` and ``dH`` of the backward products
+        (SPEC.md 9; ``sr_bits`` random bits, a fresh seed per gradient from ``seed``).
 
     Raises
     ------
@@ -346,13 +368,13 @@ def train_mlp(fmt: str = "fp32", *, blocking: str = "tile", epochs: int = 8, see
     seed = _check_seed(seed)
     epochs = check_block_size(epochs, "epochs", hi=10_000)
     batch_size = check_block_size(batch_size, "batch_size", hi=4096)
-    ar = _Arith(fmt, blocking, tile, block_size)
+    ar = _Arith(fmt, blocking, tile, block_size, grad_rounding=grad_rounding, sr_bits=sr_bits, seed=seed)
     xtr, ytr, xte, yte = load_digits_split(seed) if data is None else data
     params = init_params(seed)
     vel = {k: np.zeros_like(v) for k, v in params.items()}
     lr32, mom32 = np.float32(lr), np.float32(momentum)
     order_rng = np.random.default_rng([seed, 3])
-    res = TrainResult(ar.fmt, ar.blocking or "-", epochs)
+    res = TrainResult(ar.fmt, ar.blocking or "-", epochs, grad_rounding=ar.grad_rounding.value)
     t0 = time.perf_counter()
     steps = 0
     for _ in range(epochs):

@@ -1,8 +1,11 @@
-"""mxsf.synth: Yosys synthesis onto a generic standard-cell library, and area reports.
+"""mxsf.synth: Yosys synthesis onto a cell library, OpenSTA timing and power, reports.
 
 The public entry point is :func:`synthesize`; see :mod:`mxsf.synth.flow` for the
-flow and :mod:`mxsf.synth.liberty` for the library (``mxsf_generic.lib``, areas in
-NAND2 gate equivalents from the Nangate FreePDK45 Open Cell Library).
+flow, :mod:`mxsf.synth.libraries` for the libraries (``generic``: ``mxsf_generic.lib``,
+areas in NAND2 gate equivalents from the Nangate FreePDK45 Open Cell Library;
+``osu018``: the OSU 0.18 um cells), :mod:`mxsf.synth.sta` for OpenSTA,
+:mod:`mxsf.synth.hier` for the module deduplication and :mod:`mxsf.synth.energy`
+for power from simulated activity.
 
 :mod:`mxsf.synth.compare` synthesises the registry designs (``mxsf synth``) and runs
 area sweeps over designs, formats and array sizes (``mxsf compare``);
@@ -11,6 +14,7 @@ flow stays free of Amaranth and matplotlib.
 """
 
 from .flow import (
+    DEFAULT_CLOCK_NS,
     FLOW_VERSION,
     SynthError,
     SynthReport,
@@ -21,18 +25,26 @@ from .flow import (
     yosys_command,
 )
 from .liberty import CELLS, LIBERTY_PATH, CellSpec, cell_area_ge
-from .timing import TimingResult, analyze_netlist
+from .libraries import LIBRARY_NAMES, Library, get_library, read_cells
+from .sta import PowerResult, StaError, StaResult, run_sta
 
 __all__ = [
     "CELLS",
+    "DEFAULT_CLOCK_NS",
     "FLOW_VERSION",
+    "LIBRARY_NAMES",
+    "Library",
+    "PowerResult",
+    "StaError",
+    "StaResult",
     "LIBERTY_PATH",
     "CellSpec",
     "SynthError",
     "SynthReport",
-    "TimingResult",
-    "analyze_netlist",
     "cell_area_ge",
+    "get_library",
+    "read_cells",
+    "run_sta",
     "default_out_dir",
     "format_report_markdown",
     "format_report_table",

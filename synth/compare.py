@@ -50,7 +50,8 @@ from typing import Any, TextIO
 
 from mxsf.gen.files import atomic_write
 
-from .flow import SynthReport, _flow_key, default_out_dir, synthesize
+from .flow import DEFAULT_CLOCK_NS, SynthReport, _flow_key, default_out_dir, synthesize
+from .libraries import get_library
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -60,6 +61,7 @@ __all__ = [
     "REFERENCE_FORMAT",
     "CompareResult",
     "OUTPUT_FILES",
+    "POWER_COLUMNS",
     "ProgressBar",
     "SynthJob",
     "SynthResult",
@@ -93,11 +95,19 @@ COLUMNS: tuple[str, ...] = (
     "delay_ps", "transistors",
 )
 ACCURACY_COLUMNS: tuple[str, ...] = ("sqnr_1d_db", "sqnr_tile_db")
+#: Columns added for a library with power tables (``--lib osu018``): Fmax, vectorless power
+#: at the analysis clock, pJ/MAC from gate-level activity (PEs) and vectorless, and the
+#: activity pJ/MAC (vectorless where there is none) over the BF16 PE's and MXFP8 E4M3 PE's.
+POWER_COLUMNS: tuple[str, ...] = (
+    "fmax_mhz", "clock_ns", "power_mw", "power_activity_mw", "utilisation",
+    "pj_per_mac", "pj_per_mac_vectorless", "pj_ratio_vs_bf16", "pj_ratio_vs_fp8_e4m3",
+)
 
 #: Files :func:`write_compare` may produce (stale ones are removed after a run).
 OUTPUT_FILES: tuple[str, ...] = ("compare.md", "compare.csv", "compare.json",
                                  "area_per_format.png", "area_per_mac.png",
-                                 "area_vs_array.png", "pareto.png")
+                                 "area_vs_array.png", "pareto.png", "pj_per_mac.png",
+                                 "energy_breakdown.png", "pareto_energy.png")
 
 _INDEX_FORMAT = 1
 _PE_DESIGNS = ("pe", "bf16-pe")
@@ -148,11 +158,13 @@ class SynthJob:
 
 @dataclass(frozen=True)
 class SynthResult:
-    """A job with its Verilog and synthesis report."""
+    """A job with its Verilog, synthesis report and (with an activity function) the
+    gate-level energy figures (see :func:`mxsf.cli.energy.measure_energy`)."""
 
     job: SynthJob
     report: SynthReport
     verilog_path: str
+    energy: dict | None = None
 
 
 def format_params(params: Mapping[str, Any], *, skip: Iterable[str] = ("fmt",)) -> str:
@@ -197,22 +209,33 @@ def _source_digest() -> str:
     return h.hexdigest()
 
 
-def _index_path(job: SynthJob, synth_dir: Path) -> Path:
+def _index_path(job: SynthJob, synth_dir: Path, lib: str = "generic",
+                clock_ns: float | None = None) -> Path:
     from mxsf.gen.registry import get_design_spec
 
     target = get_design_spec(job.design).target
     text = "\0".join([str(_INDEX_FORMAT), job.design, target, job.key[1], job.top,
-                      _source_digest(), _flow_key(job.top, None)])
+                      _source_digest(), _job_flow_key(job.top, lib, clock_ns)])
     return synth_dir / "index" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
 
 
-def _lookup(job: SynthJob, synth_dir: Path) -> SynthResult | None:
+def _job_flow_key(top: str, lib: str, clock_ns: float | None) -> str:
+    delay = None
+    if get_library(lib).power:
+        delay = int(round(1000 * (clock_ns or DEFAULT_CLOCK_NS)))
+    return _flow_key(top, delay, lib, clock_ns)
+
+
+def _lookup(job: SynthJob, synth_dir: Path, lib: str = "generic",
+            clock_ns: float | None = None) -> SynthResult | None:
     """The stored result of ``job`` if the index and the report are still valid."""
     try:
-        entry = json.loads(_index_path(job, synth_dir).read_text())
-        work = synth_dir / entry["verilog_hash"]
+        entry = json.loads(_index_path(job, synth_dir, lib, clock_ns).read_text())
+        folder = entry["verilog_hash"] if lib == "generic" else f"{lib}-{entry['verilog_hash']}"
+        work = synth_dir / folder
         data = json.loads((work / "report.json").read_text())
-        if data.get("flow_key") != _flow_key(job.top, None) or data.get("top") != job.top:
+        if (data.get("flow_key") != _job_flow_key(job.top, lib, clock_ns)
+                or data.get("top") != job.top):
             return None
         report = SynthReport.from_json(data, cached=True)
         verilog = Path(entry["verilog_path"])
@@ -223,26 +246,40 @@ def _lookup(job: SynthJob, synth_dir: Path) -> SynthResult | None:
     return SynthResult(job=job, report=report, verilog_path=str(verilog))
 
 
-def run_job(job: SynthJob, synth_dir: str | os.PathLike[str], cache: bool = True) -> SynthResult:
-    """Build the Verilog of ``job`` and synthesise it (runs in worker processes).
+def run_job(job: SynthJob, synth_dir: str | os.PathLike[str], cache: bool = True,
+            lib: str = "generic", clock_ns: float | None = None,
+            activity: Callable[..., dict | None] | None = None) -> SynthResult:
+    """Build the Verilog of ``job``, synthesise it onto ``lib`` and (with ``activity``,
+    called as ``activity(job, report)``) measure its gate-level energy. Runs in worker
+    processes or on Dask workers; everything it returns is plain data.
 
     Raises
     ------
     SynthError
-        If Yosys fails.
+        If Yosys or OpenSTA fails; whatever ``activity`` raises.
     """
     from mxsf.gen.registry import get_design_spec
     from mxsf.gen.verilog import build_verilog
 
     synth_dir = Path(synth_dir)
-    spec = get_design_spec(job.design)
-    built = build_verilog(spec.component_class, job.params, name=job.top, root=synth_dir / "rtl")
-    report = synthesize(built.verilog_path, job.top, out_dir=synth_dir, cache=cache)
-    atomic_write(_index_path(job, synth_dir), json.dumps({
-        "design": job.design, "params": job.params, "top": job.top,
-        "verilog_path": str(built.verilog_path), "verilog_hash": report.verilog_hash,
-    }, indent=1) + "\n")
-    return SynthResult(job=job, report=report, verilog_path=str(built.verilog_path))
+    hit = _lookup(job, synth_dir, lib, clock_ns) if cache else None
+    if hit is not None:
+        result = hit
+    else:
+        spec = get_design_spec(job.design)
+        built = build_verilog(spec.component_class, job.params, name=job.top,
+                              root=synth_dir / "rtl")
+        report = synthesize(built.verilog_path, job.top, out_dir=synth_dir, cache=cache,
+                            lib=lib, clock_ns=clock_ns)
+        atomic_write(_index_path(job, synth_dir, lib, clock_ns), json.dumps({
+            "design": job.design, "params": job.params, "top": job.top,
+            "verilog_path": str(built.verilog_path), "verilog_hash": report.verilog_hash,
+        }, indent=1) + "\n")
+        result = SynthResult(job=job, report=report, verilog_path=str(built.verilog_path))
+    if activity is not None:
+        result = SynthResult(job=job, report=result.report, verilog_path=result.verilog_path,
+                             energy=activity(job, result.report))
+    return result
 
 
 class ProgressBar:
@@ -278,12 +315,27 @@ class ProgressBar:
 
 def run_jobs(jobs: Sequence[SynthJob], *, synth_dir: str | os.PathLike[str] | None = None,
              cache: bool = True, workers: int | None = None,
-             progress: ProgressBar | None = None) -> list[SynthResult]:
-    """Run ``jobs`` (cache hits first, then the rest on ``workers`` processes).
+             progress: ProgressBar | None = None, lib: str = "generic",
+             clock_ns: float | None = None,
+             activity: Callable[..., dict | None] | None = None,
+             scheduler: str | None = None) -> list[SynthResult]:
+    """Run ``jobs``: cache hits first, then the rest on ``workers`` local processes, or
+    on the Dask distributed cluster at ``scheduler`` (``tcp://host:port``) when given.
 
-    Returns the results in the order of ``jobs``. The first failure cancels the jobs
-    not yet started, waits for the running ones and is re-raised.
+    Returns the results in the order of ``jobs``; a result does not depend on where its
+    job ran. The first failure cancels the jobs not yet started, waits for the running
+    ones (locally) and is re-raised.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` < 1, unknown ``lib``, bad ``clock_ns``.
+    ConnectionError
+        The Dask scheduler cannot be reached (``OSError`` from ``distributed``).
     """
+    get_library(lib)
+    if clock_ns is not None and not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
+        raise ValueError(f"clock_ns must be > 0, not {clock_ns!r}")
     synth_dir = Path(synth_dir if synth_dir is not None else default_out_dir()).resolve()
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
@@ -291,7 +343,7 @@ def run_jobs(jobs: Sequence[SynthJob], *, synth_dir: str | os.PathLike[str] | No
     results: list[SynthResult | None] = [None] * len(jobs)
     todo: list[int] = []
     for i, job in enumerate(jobs):
-        hit = _lookup(job, synth_dir) if cache else None
+        hit = _lookup(job, synth_dir, lib, clock_ns) if cache and activity is None else None
         if hit is None:
             todo.append(i)
             continue
@@ -305,14 +357,17 @@ def run_jobs(jobs: Sequence[SynthJob], *, synth_dir: str | os.PathLike[str] | No
             state = "cached" if result.report.cached else f"{result.report.wall_time_s:.1f} s"
             progress.advance(f"{result.job.describe()} ({state})")
 
-    if len(todo) == 1 or (todo and workers == 1):
+    args = (str(synth_dir), cache, lib, clock_ns, activity)
+    if scheduler is not None and todo:
+        _run_dask(scheduler, [(i, jobs[i]) for i in todo], args, finished)
+    elif len(todo) == 1 or (todo and workers == 1):
         for i in todo:
-            finished(i, run_job(jobs[i], synth_dir, cache))
+            finished(i, run_job(jobs[i], *args))
     elif todo:
         pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)),
                                    mp_context=get_context("spawn"))
         try:
-            pending = {pool.submit(run_job, jobs[i], synth_dir, cache): i for i in todo}
+            pending = {pool.submit(run_job, jobs[i], *args): i for i in todo}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -321,6 +376,33 @@ def run_jobs(jobs: Sequence[SynthJob], *, synth_dir: str | os.PathLike[str] | No
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     return results  # type: ignore[return-value]
+
+
+def _run_dask(scheduler: str, items: Sequence[tuple[int, SynthJob]], args: tuple,
+              finished: Callable[[int, SynthResult], None]) -> None:
+    """Run ``run_job(job, *args)`` for each item on the Dask cluster at ``scheduler``."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError as error:  # pragma: no cover - a dependency of the package
+        raise ValueError(f"--scheduler needs the 'distributed' package ({error})") from None
+    try:
+        client = Client(scheduler, timeout=30, set_as_default=False)
+    except (OSError, TimeoutError) as error:
+        raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler!r}: "
+                              f"{str(error).splitlines()[0] if str(error) else error!r}") from None
+    try:
+        futures = {client.submit(run_job, job, *args, pure=False,
+                                 key=f"mxsf-{job.describe().replace(' ', '-')}-{i}"): i
+                   for i, job in items}
+        try:
+            for future in as_completed(list(futures)):
+                finished(futures[future], future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    finally:
+        client.close()
 
 
 # --------------------------------------------------------------------------- compare: inputs
@@ -393,15 +475,30 @@ def _fixed_block(params: dict, lanes_param: bool) -> dict:
     return params
 
 
+def _bdr_without_option(params: dict) -> bool:
+    """A BDR format (mx9/mx6/mx4) with a scale rule other than ``floor`` or stochastic
+    rounding: SPEC.md 11 defines neither, so the sweep leaves that design out."""
+    from mxsf.golden import get_format
+
+    fmt = params.get("fmt")
+    if fmt in (None, "bf16") or not get_format(fmt).microexp_group:
+        return False
+    return (params.get("scale_rounding", "floor") != "floor"
+            or params.get("rounding", "rne") != "rne")
+
+
 def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: int = 32,
                  lanes: int | None = None,
-                 arrays: Sequence[tuple[int, int]] | None = None) -> list[SynthJob]:
+                 arrays: Sequence[tuple[int, int]] | None = None,
+                 options: Mapping[str, Any] | None = None) -> list[SynthJob]:
     """The jobs of a sweep, references first, duplicates dropped.
 
     Each design takes from the sweep the parameters it has: ``fmt`` from ``formats``,
     ``block_size`` (and ``n``, the inputs of a max-exponent finder) from ``block_size``,
     ``lanes`` from ``lanes`` when given (the BF16 PE otherwise has 1 lane), ``rows`` and
-    ``cols`` from ``arrays`` (default 4x4). References: the BF16 PE with 1 lane and the
+    ``cols`` from ``arrays`` (default 4x4), and the numerics options it takes from
+    ``options`` (``acc``, ``scale_rounding``, ``rounding``, ``sr_bits``, ``seed``; SPEC.md
+    8-10). References (always default options): the BF16 PE with 1 lane and the
     ``fp8_e4m3`` PE with ``block_size`` and ``lanes``. Formats with a fixed block size
     (``mx9``/``mx6``/``mx4``: 16) use it instead of ``block_size``.
 
@@ -441,10 +538,14 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
                 axes.append([{"lanes": base_params["lanes"]}])
         if {"rows", "cols"} <= set(spec.params):
             axes.append([{"rows": r, "cols": c} for r, c in arrays])
+        taken = {k: v for k, v in (options or {}).items() if v is not None and k in spec.params}
+        if taken:
+            axes.append([taken])
         combos: list[dict[str, Any]] = [{}]
         for axis in axes:
             combos = [{**combo, **choice} for combo in combos for choice in axis]
-        choices += [(spec.name, _fixed_block(combo, "lanes" in spec.params)) for combo in combos]
+        choices += [(spec.name, _fixed_block(combo, "lanes" in spec.params)) for combo in combos
+                    if not _bdr_without_option(combo)]
 
     jobs: dict[tuple[str, str], SynthJob] = {}
     for name, params in choices:
@@ -522,7 +623,38 @@ def compare_rows(results: Sequence[SynthResult], *,
             "delay_ps": None if rep.delay_ps is None else round(rep.delay_ps, 1),
             "transistors": rep.transistors,
         }
+        if rep.power is not None:
+            from .energy import vectorless_pj_per_mac
+
+            vl = vectorless_pj_per_mac(rep, job.macs)
+            energy = r.energy or {}
+            row.update({
+                "fmax_mhz": None if rep.fmax_mhz is None else round(rep.fmax_mhz, 2),
+                "clock_ns": rep.clock_ns,
+                "power_mw": round(1e3 * float(rep.power["total"]), 4),
+                "power_activity_mw": energy.get("power_mw"),
+                "utilisation": energy.get("utilisation"),
+                "pj_per_mac": energy.get("pj_per_mac"),
+                "pj_per_mac_vectorless": None if vl is None else round(vl, 4),
+                "energy_groups_mw": energy.get("groups_mw") or {
+                    g: [round(1e3 * v, 6) for v in vals]
+                    for g, vals in rep.power.get("groups", {}).items()},
+                "energy_source": "activity" if energy.get("pj_per_mac") else "vectorless",
+            })
         rows.append(row)
+
+    def best_pj(row):
+        return row.get("pj_per_mac") or row.get("pj_per_mac_vectorless")
+
+    if any("power_mw" in row for row in rows):
+        ref_rows = {row["reference"]: row for row in rows if row["reference"]}
+        for row in rows:
+            for ref, column in (("bf16", "pj_ratio_vs_bf16"),
+                                (REFERENCE_FORMAT, "pj_ratio_vs_fp8_e4m3")):
+                base = ref_rows.get(ref)
+                same_kind = base is not None and (base.get("pj_per_mac") is None) == (row.get("pj_per_mac") is None)
+                row[column] = (_ratio(best_pj(row), best_pj(base))
+                               if base is not None and same_kind and "power_mw" in row else None)
 
     if accuracy is not None:
         memo: dict[str, Mapping[str, float]] = {}
@@ -557,9 +689,12 @@ _MD_HEAD = {
     "comb_ge": "comb (GE)", "seq_ge": "seq (GE)", "flops": "flops", "ge_per_mac": "GE/MAC",
     "ratio_vs_bf16": "x BF16 PE", "ratio_vs_fp8_e4m3": "x MXFP8 E4M3 PE", "depth": "depth",
     "delay_ps": "delay (ps)", "transistors": "transistors", "sqnr_1d_db": "SQNR 1D (dB)",
-    "sqnr_tile_db": "SQNR tile (dB)",
+    "sqnr_tile_db": "SQNR tile (dB)", "fmax_mhz": "Fmax (MHz)", "clock_ns": "clock (ns)",
+    "power_mw": "P vectorless (mW)", "power_activity_mw": "P activity (mW)",
+    "utilisation": "util", "pj_per_mac": "pJ/MAC", "pj_per_mac_vectorless": "pJ/MAC vectorless",
+    "pj_ratio_vs_bf16": "pJ x BF16 PE", "pj_ratio_vs_fp8_e4m3": "pJ x MXFP8 E4M3 PE",
 }
-_MD_SKIP = ("top", "transistors")
+_MD_SKIP = ("top", "transistors", "clock_ns", "comb_ge", "seq_ge")
 
 
 def _cell(key: str, value: Any) -> str:
@@ -567,7 +702,7 @@ def _cell(key: str, value: Any) -> str:
         return "-"
     if key == "params":
         return format_params(value) or "-"
-    if key.startswith("ratio"):
+    if key.startswith("ratio") or key.startswith("pj_ratio"):
         return f"{value:.3f}"
     if isinstance(value, float):
         return f"{value:.1f}" if key in ("delay_ps",) else f"{value:.2f}"
@@ -610,9 +745,16 @@ def _markdown_document(rows, columns, settings, plots, reports) -> str:
         "",
         "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ".",
         "",
-        f"Library mxsf_generic (areas in NAND2 gate equivalents, Nangate FreePDK45 ratios); "
-        f"Yosys {', '.join(yosys)}. Depth is in cells, delay in ps under the library's "
-        f"uncharacterised delay model.",
+        (f"Library mxsf_generic (areas in NAND2 gate equivalents, Nangate FreePDK45 ratios); "
+         f"Yosys {', '.join(yosys)}. Depth is in cells, delay in ps from OpenSTA under the "
+         f"library's uncharacterised delay model."
+         if settings.get("lib", "generic") == "generic" else
+         f"Library {settings.get('lib')} (GE = area / NAND2 area); Yosys {', '.join(yosys)}; "
+         f"timing and power from OpenSTA at each design's analysis clock (its own Fmax "
+         f"unless a clock is given). P vectorless: input ports toggle 0.1 times per cycle. "
+         f"pJ/MAC: power from gate-level activity of a golden-checked workload (PEs), "
+         f"divided by clock x MACs/cycle x utilisation; pJ ratios use it where both rows "
+         f"have it, else the vectorless figure."),
         "",
         f"References: the BF16 PE ({format_params(base['params'])}), "
         f"{base['ge_per_mac']:.2f} GE per MAC/cycle, and the MXFP8 E4M3 PE "
@@ -631,6 +773,12 @@ def _markdown_document(rows, columns, settings, plots, reports) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """COLUMNS, the power columns when the library has power, the accuracy columns."""
+    power = [c for c in POWER_COLUMNS if any("power_mw" in r for r in rows)]
+    return [*COLUMNS, *power, *(c for c in ACCURACY_COLUMNS if any(c in r for r in rows))]
+
+
 def write_compare(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,
                   settings: Mapping[str, Any] | None = None,
                   reports: Sequence[SynthReport] = (), plots: bool = True) -> list[Path]:
@@ -644,7 +792,7 @@ def write_compare(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[
 
     out = Path(out_dir)
     settings = dict(settings or {})
-    columns = [*COLUMNS, *(c for c in ACCURACY_COLUMNS if any(c in r for r in rows))]
+    columns = _columns(rows)
     out.mkdir(parents=True, exist_ok=True)
     suffix = f".{os.getpid()}.tmp"
     staged: dict[str, Path] = {}
@@ -697,10 +845,13 @@ class CompareResult:
 
 def run_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: int = 32,
                 lanes: int | None = None, arrays: Sequence[tuple[int, int]] | None = None,
+                options: Mapping[str, Any] | None = None,
                 out_dir: str | os.PathLike[str] = "build/compare",
                 synth_dir: str | os.PathLike[str] | None = None, workers: int | None = None,
                 cache: bool = True, progress: bool | TextIO = True,
-                plots: bool = True) -> CompareResult:
+                plots: bool = True, lib: str = "generic", clock_ns: float | None = None,
+                activity: Callable[..., dict | None] | None = None,
+                scheduler: str | None = None) -> CompareResult:
     """Plan, synthesise and write a sweep (see :func:`plan_compare`, :func:`write_compare`).
 
     ``progress`` is True (bar on stderr), False, or a stream for the bar.
@@ -712,11 +863,13 @@ def run_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: i
     SynthError
         A synthesis failed; nothing is written to ``out_dir``.
     """
-    jobs = plan_compare(designs, formats, block_size=block_size, lanes=lanes, arrays=arrays)
+    jobs = plan_compare(designs, formats, block_size=block_size, lanes=lanes, arrays=arrays,
+                        options=options)
     bar = None
     if progress:
         bar = ProgressBar(len(jobs), stream=None if progress is True else progress)
-    results = run_jobs(jobs, synth_dir=synth_dir, cache=cache, workers=workers, progress=bar)
+    results = run_jobs(jobs, synth_dir=synth_dir, cache=cache, workers=workers, progress=bar,
+                       lib=lib, clock_ns=clock_ns, activity=activity, scheduler=scheduler)
     accuracy = load_accuracy()
     try:
         rows = compare_rows(results, accuracy=accuracy, block_size=block_size, lanes=lanes)
@@ -728,11 +881,13 @@ def run_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: i
         rows = compare_rows(results, block_size=block_size, lanes=lanes)
     settings = {
         "designs": ",".join(designs), "formats": ",".join(formats), "block_size": block_size,
-        "lanes": "default" if lanes is None else lanes,
+        "lanes": "default" if lanes is None else lanes, "lib": lib,
     }
+    if clock_ns is not None:
+        settings["clock_ns"] = clock_ns
     if arrays:
         settings["arrays"] = ",".join(f"{r}x{c}" for r, c in arrays)
     files = write_compare(rows, out_dir, settings=settings,
                           reports=[r.report for r in results], plots=plots)
-    columns = [*COLUMNS, *(c for c in ACCURACY_COLUMNS if rows and c in rows[0])]
+    columns = _columns(rows)
     return CompareResult(rows=rows, columns=columns, results=results, files=files)

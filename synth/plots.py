@@ -23,7 +23,10 @@ __all__ = [
     "plot_area_per_format",
     "plot_area_per_mac",
     "plot_area_vs_array",
+    "plot_energy_breakdown",
     "plot_pareto",
+    "plot_pareto_energy",
+    "plot_pj_per_mac",
 ]
 
 Row = Mapping[str, Any]
@@ -200,6 +203,89 @@ def plot_pareto(rows: Sequence[Row], path: str | os.PathLike[str]) -> None:
     _save(fig, path)
 
 
+def _pj(row: Row) -> float | None:
+    return row.get("pj_per_mac") or row.get("pj_per_mac_vectorless")
+
+
+def plot_pj_per_mac(rows: Sequence[Row], path: str | os.PathLike[str]) -> None:
+    """pJ per MAC per design: from gate-level activity and vectorless, side by side."""
+    items = [r for r in rows if r.get("macs_per_cycle") and r.get("pj_per_mac_vectorless")]
+    fig = _figure(max(8.0, 0.7 * len(items) + 2), 4.8)
+    ax = fig.add_subplot()
+    xs = list(range(len(items)))
+    labels = [r["format"] if r["design"] == "pe" else
+              f"{r['design']}\n{r['format'] or ''} {_params_text(r)}".strip() for r in items]
+    ax.bar([x - 0.2 for x in xs], [r.get("pj_per_mac") or 0 for r in items], width=0.4,
+           color=_COMB, label="gate-level activity (real data)")
+    ax.bar([x + 0.2 for x in xs], [r["pj_per_mac_vectorless"] for r in items], width=0.4,
+           color=_SEQ, label="vectorless (inputs 0.1/cycle)")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("energy per MAC (pJ)")
+    ax.set_title("Energy per multiply-accumulate")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    _save(fig, path)
+
+
+def plot_energy_breakdown(rows: Sequence[Row], path: str | os.PathLike[str]) -> None:
+    """Per design, power split into sequential/combinational x internal/switching."""
+    items = [r for r in rows if r.get("energy_groups_mw")]
+    fig = _figure(max(8.0, 0.7 * len(items) + 2), 4.8)
+    ax = fig.add_subplot()
+    xs = list(range(len(items)))
+    bottom = [0.0] * len(items)
+    parts = (("sequential", 0, "seq internal", "#dd8452"), ("sequential", 1, "seq switching", "#f2b58c"),
+             ("combinational", 0, "comb internal", "#4c72b0"),
+             ("combinational", 1, "comb switching", "#8fb0dc"))
+    for group, idx, label, color in parts:
+        vals = []
+        for r in items:
+            g = r["energy_groups_mw"].get(group)
+            macs = r.get("macs_per_cycle") or 0
+            util = r.get("utilisation") or 1.0
+            clock = r.get("clock_ns") or 0
+            # mW x ns = pJ per cycle; per MAC when the design has MACs.
+            vals.append((g[idx] * clock / (macs * util)) if g and macs else 0.0)
+        ax.bar(xs, vals, bottom=bottom, color=color, label=label)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(xs)
+    ax.set_xticklabels([r["format"] if r["design"] == "pe" else r["design"] for r in items],
+                       fontsize=7, rotation=30, ha="right")
+    ax.set_ylabel("energy per MAC (pJ)")
+    ax.set_title("Energy breakdown (activity where simulated, else vectorless)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    _save(fig, path)
+
+
+def plot_pareto_energy(rows: Sequence[Row], path: str | os.PathLike[str]) -> None:
+    """pJ/MAC (y) against SQNR (x), one point per PE format and the BF16 PE."""
+    bf16, _ = _references(rows)
+    points = ([bf16] if bf16 is not None else []) + _pe_rows(rows)
+    points = [r for r in points if _pj(r) and r.get("sqnr_1d_db") is not None]
+    fig = _figure(8.0, 5.6)
+    ax = fig.add_subplot()
+    for key, color, label in (("sqnr_1d_db", _COMB, "1D blocks of 32"),
+                              ("sqnr_tile_db", _SEQ, "32x32 tiles")):
+        pts = [(r[key], _pj(r), r["format"]) for r in points if r.get(key) is not None]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=color, label=label)
+        for x, y, name in pts:
+            ax.annotate(name, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        front = _pareto_front([(p[0], p[1]) for p in pts])
+        if len(front) > 1:
+            ax.step([p[0] for p in front], [p[1] for p in front], where="pre", color=color,
+                    linestyle="--", linewidth=0.8, alpha=0.7)
+    ax.set_yscale("log")
+    ax.set_xlabel("SQNR (dB), mean over the default tensor distributions")
+    ax.set_ylabel("energy per MAC (pJ)")
+    ax.set_title("Energy against accuracy (lower right is better)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
 def compare_plots(rows: Sequence[Row]) -> list[tuple[str, Callable[[Sequence[Row], Any], None]]]:
     """(file name, plot function) of every plot that applies to ``rows``."""
     plots: list[tuple[str, Callable[[Sequence[Row], Any], None]]] = [
@@ -210,4 +296,9 @@ def compare_plots(rows: Sequence[Row]) -> list[tuple[str, Callable[[Sequence[Row
         plots.append(("area_vs_array.png", plot_area_vs_array))
     if any(r.get("sqnr_1d_db") is not None for r in rows):
         plots.append(("pareto.png", plot_pareto))
+    if any(r.get("pj_per_mac_vectorless") for r in rows):
+        plots.append(("pj_per_mac.png", plot_pj_per_mac))
+        plots.append(("energy_breakdown.png", plot_energy_breakdown))
+        if any(r.get("sqnr_1d_db") is not None for r in rows):
+            plots.append(("pareto_energy.png", plot_pareto_energy))
     return plots

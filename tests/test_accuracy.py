@@ -201,3 +201,58 @@ def test_cli_bad_options(tmp_path, capsys, argv, msg):
     assert len(lines) == 1 and lines[0].startswith("mxsf: error: "), cap.err
     assert msg in lines[0]
     assert cap.out == ""
+
+
+def test_scale_rules_clipped_fraction():
+    """clipped = share of |x| > largest x 2^E of its block: [7.9, 1, 1, 1] in MXSF is clipped
+    once with floor (E = 0, largest 7.875) and never with ceil (E = 1)."""
+    x = np.array([[7.9, 1.0, 1.0, 1.0]], dtype=np.float32)
+    r = acc.format_accuracy(x, "mxsf", block_size=4, tile=(1, 4), scale_rounding="floor")
+    assert r["1d"]["clipped_frac"] == 0.25 and r["tile"]["clipped_frac"] == 0.25
+    r = acc.format_accuracy(x, "mxsf", block_size=4, tile=(1, 4), scale_rounding="ceil")
+    assert r["1d"]["clipped_frac"] == 0.0
+    rows = acc.accuracy_table(["fp8_e4m3", "bf16"], distributions=["gaussian"], size=(64, 64),
+                              scale_rounding="all")
+    assert [(r["format"], r["scale_rounding"]) for r in rows] == [
+        ("fp8_e4m3", "floor"), ("fp8_e4m3", "ceil"), ("fp8_e4m3", "even"), ("bf16", "-")]
+    by = {r["scale_rounding"]: r for r in rows}
+    assert by["ceil"]["clipped_1d"] == 0 < by["even"]["clipped_1d"] < by["floor"]["clipped_1d"]
+    with pytest.raises(ValueError, match=r"^scale_rounding must be one of floor, ceil, even; not 'x'$"):
+        acc.accuracy_table(["mxsf"], distributions=["gaussian"], size=(8, 8), scale_rounding="floor,x")
+
+
+def test_cli_numerics_options(tmp_path, capsys):
+    from mxsf.cli import main
+    np.save(tmp_path / "x.npy", np.ones((4, 32), np.float32))
+    assert main(["quantize", str(tmp_path / "x.npy"), "--fmt", "mxsf", "--rounding", "stochastic",
+                 "--sr-bits", "4", "--seed", "7", "-o", str(tmp_path / "q.npz")]) == 0
+    for argv, msg in [
+        (["quantize", str(tmp_path / "x.npy"), "--fmt", "mxsf", "--scale-rounding", "up", "-o", str(tmp_path / "q.npz")],
+         "scale_rounding must be one of floor, ceil, even; not 'up'"),
+        (["accuracy", "--formats", "mxsf", "--size", "8", "8", "--rounding", "sr", "--out", str(tmp_path)],
+         "rounding must be one of rne, stochastic; not 'sr'"),
+        (["generate", "pe", "--fmt", "mxsf", "--acc", "fp16", "-o", str(tmp_path)],
+         "acc must be one of fp32, bf16; not 'fp16'"),
+        (["synth", "requantizer", "--fmt", "mxsf", "--tile", "2", "4", "--sr-bits", "17"],
+         "sr_bits must be an integer in [1, 16], not 17"),
+    ]:
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == f"mxsf: error: {msg}\n", err
+
+
+def test_bdr_rows_floor_rne_only():
+    """mx9/mx6/mx4 take only floor and rne (SPEC.md 11): one floor row beside the other rules,
+    none under stochastic rounding, and a ValueError when they are all that was asked for."""
+    rows = acc.accuracy_table(["fp8_e4m3", "mx9"], distributions=["gaussian"], size=(16, 32),
+                              scale_rounding="all")
+    assert [(r["format"], r["scale_rounding"]) for r in rows] == [
+        ("fp8_e4m3", "floor"), ("fp8_e4m3", "ceil"), ("fp8_e4m3", "even"), ("mx9", "floor")]
+    rows = acc.accuracy_table(["fp8_e4m3", "mx9"], distributions=["gaussian"], size=(16, 32),
+                              rounding="stochastic")
+    assert [r["format"] for r in rows] == ["fp8_e4m3"]
+    with pytest.raises(ValueError, match=r"^rounding='stochastic' is not defined for mx9"):
+        acc.accuracy_table(["mx9"], distributions=["gaussian"], size=(16, 32), rounding="stochastic")
+    with pytest.raises(ValueError, match=r"^scale_rounding='ceil' is not defined for mx6"):
+        acc.format_accuracy(np.ones((2, 16), np.float32), "mx6", scale_rounding="ceil")

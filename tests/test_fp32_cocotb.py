@@ -21,3 +21,15 @@ def test_adder_pairs_icarus(build_root):
     require_simulator("icarus")
     design = build_verilog(Float32AdderLanes, {"lanes": 16}, name="fp32_add_lanes", root=build_root)
     run_checked(design, "mxsf.sim.tests.fp32_tests", sim="icarus", seed=9, config={"pairs": 20000})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_adder_bf16_result_pairs(build_root, sim):
+    """``Float32Adder(man_width=7)``: a bfloat16 accumulator plus a float32, rounded once to
+    bfloat16, against the golden ``bf16_add`` (exact sums, SPEC.md 10)."""
+    require_simulator(sim)
+    design = build_verilog(Float32AdderLanes, {"lanes": 16, "man_width": 7}, name="fp32_add_bf16_lanes",
+                           root=build_root)
+    run_checked(design, "mxsf.sim.tests.fp32_tests", sim=sim, seed=10,
+                config={"pairs": (1 << 17) if sim == "verilator" else 8000}, timeout_s=1200)

@@ -5,6 +5,7 @@ stalls, back-to-back runs, exact timing) on Icarus and Verilator."""
 
 import numpy as np
 import pytest
+from amaranth.hdl import Const
 from amaranth.sim import Simulator
 
 from mxsf.golden import quantize_tiles
@@ -82,12 +83,12 @@ def amaranth_gemm(gemm, qa, qb, runs, rng):
                 if not started and ctx.get(gemm.start.ready):
                     started = True
                 if ctx.get(gemm.acc.valid):
-                    out[k]["acc"].append([int(x.as_value().value) for x in ctx.get(gemm.acc.payload)["c"]])
+                    out[k]["acc"].append([Const.cast(x).value for x in ctx.get(gemm.acc.payload)["c"]])
                 if ctx.get(gemm.o.valid) and ready:
                     p = ctx.get(gemm.o.payload)
-                    out[k]["o"].append({"codes": [int(c.as_value().value) if hasattr(c, "as_value") else int(c)
-                                                  for c in p["codes"]],
-                                        "scale": p["scale"], "first": p["first"], "last": p["last"]})
+                    out[k]["o"].append({"codes": [Const.cast(c).value for c in p["codes"]],
+                                        "scale": Const.cast(p["scale"]).value, "first": p["first"],
+                                        "last": p["last"]})
                 await ctx.tick()
                 if started:
                     ctx.set(gemm.start.valid, 0)

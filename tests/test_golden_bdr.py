@@ -385,3 +385,63 @@ def test_element_encoder_at_e_minus_tau(fmt):
     E = q.scale_e8m0.astype(np.int64) - 127
     tau = np.repeat(q.microexp, 2, axis=1).astype(np.int64)
     assert np.array_equal(encode_exact(x, np.repeat(E, 16, axis=1) - tau, fmt), q.codes)
+
+
+# ---------------------------------------------------------------------------------------
+# numerics options (SPEC.md 8-10) with BDR: acc applies, scale rounding and SR do not
+
+
+@pytest.mark.parametrize("fmt", BDR)
+def test_bdr_refuses_scale_rounding_and_stochastic(fmt):
+    x = np.ones((2, 16), np.float32)
+    for sr in ("ceil", "even"):
+        with pytest.raises(ValueError, match=rf"^scale_rounding='{sr}' is not defined for {fmt}: BDR formats "
+                                             r"support only scale_rounding='floor' and rounding='rne' \(SPEC\.md 11\)$"):
+            quantize(x, fmt, scale_rounding=sr)
+    with pytest.raises(ValueError, match=rf"^rounding='stochastic' is not defined for {fmt}: BDR formats "
+                                         r"support only scale_rounding='floor' and rounding='rne' \(SPEC\.md 11\)$"):
+        quantize(x, fmt, rounding="stochastic", sr_bits=4, seed=3)
+    with pytest.raises(ValueError, match=r"^scale_rounding must be one of floor, ceil, even; not 'up'$"):
+        quantize(x, fmt, scale_rounding="up")           # a bad value is still named as such
+    ref = quantize(x, fmt)
+    same = quantize(x, fmt, scale_rounding="floor", rounding="rne", sr_bits=4, seed=9)
+    assert (same.codes == ref.codes).all() and (same.microexp == ref.microexp).all()
+    from mxsf.golden.requant_model import requant_tile_beats
+    bits = x[0].view(np.uint32)
+    with pytest.raises(ValueError, match=r"^rounding='stochastic' is not defined"):
+        requant_tile_beats(bits, fmt=fmt, rows=1, cols=16, lanes=4, rounding="stochastic")
+
+
+@pytest.mark.parametrize("fmt", BDR)
+def test_bdr_matmul_bf16_accumulation(fmt):
+    """acc="bf16" accumulates BDR block results as SPEC.md 10: bf16_rne(acc + d) per block,
+    from the same float32 d as acc="fp32"; bdr_dot and bdr_batched_dot agree."""
+    from mxsf.golden.bdr import bdr_batched_dot, bdr_block_results, bdr_dot
+    from mxsf.golden.matmul import bf16_add
+    rng = np.random.default_rng(21)
+    a = (rng.standard_normal((3, 80)) * np.exp2(rng.integers(-6, 7, (3, 80)))).astype(np.float32)
+    b = (rng.standard_normal((80, 4)) * np.exp2(rng.integers(-6, 7, (80, 4)))).astype(np.float32)
+    qa, qb = quantize(a, fmt), quantize(b, fmt, axis=0)
+    c16 = matmul(qa, qb, acc="bf16")
+    assert c16.dtype == np.uint16 and c16.shape == (3, 4)
+    d = bdr_block_results(qa, qb)
+    ref = np.zeros((3, 4), np.uint16)
+    for j in range(d.shape[0]):
+        ref = bf16_add(ref, d[j])
+    assert (c16 == ref).all()
+    c32 = matmul(qa, qb)
+    if fmt == "mx9":                    # 7-bit magnitudes: the bf16 steps round somewhere
+        assert not (c16.astype(np.uint32) << 16 == c32.view(np.uint32)).all()
+    ca = qa.codes[0]
+    for col in range(4):
+        blocks = [(ca[k:k + 16], qb.codes[k:k + 16, col], qa.microexp[0, k // 2:k // 2 + 8],
+                   qb.microexp[k // 2:k // 2 + 8, col], qa.scale_e8m0[0, k // 16], qb.scale_e8m0[k // 16, col])
+                  for k in range(0, 80, 16)]
+        assert bdr_dot(blocks, fmt, acc="bf16") == c16[0, col]
+    cb = qb.codes.T[:, :80]
+    got = bdr_batched_dot(np.repeat(ca[None, :], 4, 0), cb, np.repeat(qa.microexp[0][None, :], 4, 0),
+                          qb.microexp.T, np.repeat(qa.scale_e8m0[0][None, :], 4, 0), qb.scale_e8m0.T,
+                          fmt, acc="bf16")
+    assert (got == c16[0]).all()
+    with pytest.raises(ValueError, match=r"^acc must be one of fp32, bf16; not 'fp16'$"):
+        matmul(qa, qb, acc="fp16")

@@ -5,6 +5,7 @@ stored codes) on Verilator and Icarus."""
 
 import numpy as np
 import pytest
+from amaranth.hdl import Const
 from amaranth.sim import Simulator
 
 from mxsf.golden import quantize_tiles
@@ -89,7 +90,7 @@ def amaranth_run(buf, codes, scales, commands, rng, stall_prob=0.3):
             await ctx.delay(1e-9)
             ov = ctx.get(buf.o.valid)
             p = ctx.get(buf.o.payload)
-            beat = ([[int(x) for x in v] for v in p["codes"]], [int(x) for x in p["scale"]],
+            beat = ([[Const.cast(x).value for x in v] for v in p["codes"]], [Const.cast(x).value for x in p["scale"]],
                     bool(p["first"]), bool(p["last"])) if ov else None
             got.append({"cmd_ready": ctx.get(buf.cmd.ready), "o_valid": ov, "beat": beat})
             if present and ctx.get(buf.cmd.ready):

@@ -125,3 +125,22 @@ def test_default_demo_all_formats_learn():
     assert len(results) == 2 + 2 * len(MX8)
     for r in results:
         assert r.final_test_acc >= 0.95, r.label
+
+
+def test_stochastic_gradients_change_only_the_gradient_codes():
+    """grad_rounding="stochastic": the forward operands are unchanged, dZ/dH codes differ,
+    and a run is reproducible for a seed."""
+    from mxsf.studies.train import _Arith, train_mlp
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 64)).astype(np.float32)
+    ar = _Arith("mxsf", "tile", 32, 32, grad_rounding="stochastic")
+    fwd = ar.operand(x).lhs()
+    g1, g2 = ar.operand(x, gradient=True).lhs(), ar.operand(x, gradient=True).lhs()
+    rne = _Arith("mxsf", "tile", 32, 32).operand(x, gradient=True).lhs()
+    assert np.array_equal(fwd.codes, rne.codes)
+    assert not np.array_equal(g1.codes, rne.codes) and not np.array_equal(g1.codes, g2.codes)
+    a = train_mlp("mxsf", epochs=1, grad_rounding="stochastic")
+    b = train_mlp("mxsf", epochs=1, grad_rounding="stochastic")
+    assert a.test_loss == b.test_loss and a.label == "mxsf/tile+sr"
+    with pytest.raises(ValueError, match=r"^grad_rounding must be one of rne, stochastic; not 'sr'$"):
+        train_mlp("mxsf", epochs=1, grad_rounding="sr")

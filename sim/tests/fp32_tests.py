@@ -48,7 +48,12 @@ def adder_operands(rng, n):
     return a, b
 
 
-def expected_sum(a, b):
+def expected_sum(a, b, man_width=23):
+    """Golden sums: numpy float32 addition, or (``man_width=7``) ``bf16_add`` of the bfloat16
+    ``a >> 16`` and the float32 ``b`` (the accumulator use: a's low half must be zero)."""
+    if man_width == 7:
+        from mxsf.golden.matmul import bf16_add
+        return bf16_add((a >> np.uint32(16)).astype(np.uint16), b.view(np.float32)).astype(np.uint32)
     with np.errstate(all="ignore"):
         s = a.view(np.float32) + b.view(np.float32)
     return np.where(np.isnan(s), CANONICAL_NAN_BITS, s.view(np.uint32)).astype(np.uint32)
@@ -57,19 +62,34 @@ def expected_sum(a, b):
 @cocotb.test()
 async def random_pairs(dut):
     lanes = get_design().params.get("lanes", 16)
+    man_width = get_design().params.get("man_width", 23)
     cfg = get_test_config()
     rng = np.random.default_rng([get_seed(), 32])
     n = cfg.get("pairs", 1 << 20)
     beats = -(-n // lanes)
     a, b = adder_operands(rng, beats * lanes)
+    if man_width == 7:       # a is the bfloat16 accumulator; half the pairs swapped (b the larger)
+        a &= np.uint32(0xFFFF0000)
+        a = np.where((a & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000), np.uint32(0x7FC00000), a)
+        # b on a bfloat16 midpoint (low half 0x8000) and a far below it (or zero): the
+        # alignment sticky alone decides the rounding
+        tie = rng.random(a.size) < 0.15
+        k = int(tie.sum())
+        b[tie] = (b[tie] & np.uint32(0xFFFF0000)) | np.uint32(0x8000)
+        b[tie] = np.where((b[tie] >> np.uint32(23) & np.uint32(0xFF)) == 0xFF, b[tie] & np.uint32(0xBFFFFFFF), b[tie])
+        bexp = (b[tie] >> np.uint32(23)) & np.uint32(0xFF)
+        aexp = np.clip(bexp.astype(np.int64) - rng.integers(9, 60, k), 0, 254).astype(np.uint32)
+        a[tie] = ((rng.integers(0, 2, k).astype(np.uint32) << np.uint32(31)) | (aexp << np.uint32(23))
+                  | (rng.integers(0, 128, k).astype(np.uint32) << np.uint32(16)))
     a2 = a.reshape(beats, lanes).astype(object)
     b2 = b.reshape(beats, lanes).astype(object)
     shifts = [64 * k for k in range(lanes)]
     txns = [sum((int(x) | (int(y) << 32)) << s for x, y, s in zip(ra, rb, shifts)) for ra, rb in zip(a2, b2)]
-    want = expected_sum(a, b).reshape(beats, lanes)
+    want = expected_sum(a, b, man_width).reshape(beats, lanes)
+    ow = 9 + man_width
     table = {}
     for t, row in enumerate(want):
-        table[txns[t]] = sum(int(v) << (32 * k) for k, v in enumerate(row))
+        table[txns[t]] = sum(int(v) << (ow * k) for k, v in enumerate(row))
 
     def model(inputs, latency):
         out = [{"o__valid": 0, "o__payload": None} for _ in inputs]

@@ -49,15 +49,18 @@ def gemm_operands(rng, gemm, span=30):
     return xa, xb
 
 
-def expected_run(gemm, qa, qb, transpose_a, transpose_b):
-    """Golden rows of C (output tiles row-major, ``rows`` rows each) and ``o`` beats."""
+def expected_run(gemm, qa, qb, transpose_a, transpose_b, tile_offset=0):
+    """Golden rows of C (output tiles row-major, ``rows`` rows each) and ``o`` beats; the
+    re-quantizer's options are the GEMM's, its first tile is number ``tile_offset`` since
+    reset (stochastic rounding)."""
     c = matmul(qa.T if transpose_a else qa, qb.T if transpose_b else qb)
     rows, cols = gemm.rows, gemm.cols
     acc, out = [], []
     for mi in range(gemm.dim // rows):
         for nj in range(gemm.dim // cols):
             tile = c[mi * rows:(mi + 1) * rows, nj * cols:(nj + 1) * cols]
-            q = requantize_tile(tile, gemm.fmt)
+            q = requantize_tile(tile, gemm.fmt, tile_index=tile_offset + mi * (gemm.dim // cols) + nj,
+                                **gemm.options)
             for r in range(rows):
                 acc.append([int(x) for x in tile[r].view(np.uint32)])
                 out.append({"codes": [int(x) for x in q.codes[r]], "scale": int(q.scale_e8m0.flat[0]),
@@ -143,9 +146,10 @@ async def _runs(dut, gemm, runs, codecs, rng, *, gap=3):
     return per_run
 
 
-def _check(dut, gemm, run, obs, qa, qb):
+def _check(dut, gemm, run, obs, qa, qb, index):
+    """Run number ``index`` since reset (its tiles follow the earlier runs' in the count)."""
     ta, tb, stall = run
-    exp_acc, exp_o = expected_run(gemm, qa, qb, ta, tb)
+    exp_acc, exp_o = expected_run(gemm, qa, qb, ta, tb, tile_offset=index * gemm.tiles)
     got_acc = [p["c"] for _, p in obs["acc"]]
     for k, (e, g) in enumerate(zip(exp_acc, got_acc)):
         if e != g:
@@ -194,12 +198,13 @@ async def transposes(dut):
     dut.o__ready.value = 1
     await _load(dut, gemm, qa, qb, codecs)
     obs = await _runs(dut, gemm, runs, codecs, rng)
-    for run, o in zip(runs, obs):
-        _check(dut, gemm, run, o, qa, qb)
+    for index, (run, o) in enumerate(zip(runs, obs)):
+        _check(dut, gemm, run, o, qa, qb, index)
     starts = [c for c, p in obs[-1]["acc"] if p["first"]]
     assert max(np.diff(starts)) > gemm.tile_period, "the stalled run never paused tile issue (credits untested)"
-    first = [p for _, p in obs[0]["o"]]
-    again = [p for _, p in obs[-1]["o"]]
+    port = "acc" if gemm.options.get("rounding") == "stochastic" else "o"   # SR codes depend on the tile count
+    first = [p for _, p in obs[0][port]]
+    again = [p for _, p in obs[-1][port]]
     assert first == again, "A @ B after the transposed runs differs: stored operands changed"
 
 
@@ -213,9 +218,9 @@ async def back_to_back_runs(dut):
     dut.o__ready.value = 1
     await _load(dut, gemm, qa, qb, codecs)
     obs = await _runs(dut, gemm, runs, codecs, rng, gap=0)
-    for run, o in zip(runs, obs):
-        _check(dut, gemm, (run[0], run[1], 1.0), o, qa, qb)    # timing checked on the first only
-    _check(dut, gemm, runs[0], obs[0], qa, qb)
+    for index, (run, o) in enumerate(zip(runs, obs)):
+        _check(dut, gemm, (run[0], run[1], 1.0), o, qa, qb, index)    # timing checked on the first only
+    _check(dut, gemm, runs[0], obs[0], qa, qb, 0)
     cycles = [c for o in obs for c, _ in o["acc"]]
     gaps = np.diff(cycles)
     assert gaps.max() <= max(1, gemm.tile_period - gemm.rows + 1), \

@@ -19,7 +19,7 @@ from mxsf.sim import pe_stimulus as stim
 from mxsf.sim.cocotb_lib import clock_and_reset, get_design, get_seed, get_test_config, run_stream_test
 from mxsf.sim.packing import LayoutCodec
 
-__all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs", "beat_fields"]
+__all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs", "beat_fields", "long_dots"]
 
 
 def _params():
@@ -27,6 +27,11 @@ def _params():
     p.setdefault("block_size", get_format(p["fmt"]).default_block_size)     # mx9/mx6/mx4: 16
     p.setdefault("lanes", p["block_size"])
     return p["fmt"], p["block_size"], p["lanes"]
+
+
+def _acc():
+    """The design's accumulator (SPEC.md 10); absent means fp32."""
+    return get_design().params.get("acc", "fp32")
 
 
 def _model(codec, fmt, block_size, lanes):
@@ -40,7 +45,7 @@ def _model(codec, fmt, block_size, lanes):
                                   micro_a=v.get("micro_a"), micro_b=v.get("micro_b")))
             else:
                 trace.append(None)
-        out = pe_cycle_model(trace, fmt=fmt, block_size=block_size, lanes=lanes, latency=latency)
+        out = pe_cycle_model(trace, fmt=fmt, block_size=block_size, lanes=lanes, latency=latency, acc=_acc())
         return [{"o__valid": int(r is not None), "o__payload": r} for r in out[:len(inputs)]]
     return model
 
@@ -129,3 +134,35 @@ async def code_pairs(dut):
         beats += stim.exhaustive_pair_beats(fmt, block_size=block_size, lanes=lanes, scales=sets[name],
                                             pairs=pairs)
     await _run(dut, "code_pairs", beats, idle_prob=cfg.get("idle_prob", 0.02))
+
+
+@cocotb.test()
+async def long_dots(dut):
+    """Dot products of up to ``max_blocks`` blocks (default 40) with scales within a few
+    binades of each other, so every accumulation step rounds (bf16 accumulator: ties,
+    cancellation, growth to overflow with large scales)."""
+    fmt, block_size, lanes = _params()
+    cfg = get_test_config()
+    rng = _rng("long_dots")
+    f = get_format(fmt)
+    beats = []
+    for k in range(cfg.get("count", 20)):
+        nblk = int(rng.integers(2, cfg.get("max_blocks", 40) + 1))
+        if lanes > block_size:                      # BDR beats of several whole blocks
+            nblk = -(-nblk * block_size // lanes) * lanes // block_size
+        a = rng.integers(0, f.n_codes, nblk * block_size)
+        b = rng.integers(0, f.n_codes, nblk * block_size)
+        if k % 2:                                   # finite codes only: long finite sums
+            fin = np.isfinite(f.values)
+            a = np.where(fin[a], a, 0)
+            b = np.where(fin[b], b, 0)
+        centre = 127 if k % 5 else int(rng.choice([20, 230]))   # tiny and huge results too
+        sa = rng.integers(centre - 3, centre + 4, nblk)
+        sb = rng.integers(124, 131, nblk)
+        mu = {}
+        if f.microexp_group:                        # BDR: random pair microexponents too
+            mu = {k: rng.integers(0, 2, nblk * block_size // f.microexp_group).tolist()
+                  for k in ("micro_a", "micro_b")}
+        beats += stim.dot_beats(a.tolist(), b.tolist(), sa.tolist(), sb.tolist(),
+                                block_size=block_size, lanes=lanes, **mu)
+    await _run(dut, "long_dots", beats)

@@ -31,9 +31,13 @@ from mxsf.sim.packing import LayoutCodec
 from .maxexp_tests import pack_beats, unpack_beat
 
 __all__ = [
-    "random_tiles", "special_tiles", "midpoints", "backpressure", "back_to_back", "throughput",
-    "random_tile_bits", "special_tile_bits", "midpoint_values", "midpoint_tile_bits",
+    "random_tiles", "special_tiles", "midpoints", "scale_edges", "backpressure", "back_to_back",
+    "throughput", "random_tile_bits", "special_tile_bits", "midpoint_values", "midpoint_tile_bits",
+    "scale_edge_tile_bits",
 ]
+
+#: Design parameters that are numerics options of the golden model (SPEC.md 8, 9).
+OPTION_PARAMS = ("scale_rounding", "rounding", "sr_bits", "seed")
 
 _SIGN = np.uint32(0x80000000)
 
@@ -146,6 +150,32 @@ def midpoint_values(fmt) -> np.ndarray:
     return np.concatenate([pos, -pos])
 
 
+def scale_edge_tile_bits(fmt, n: int, rng) -> list:
+    """Tiles whose largest magnitude sits on a scale rule's edge (SPEC.md 8), or a float32
+    neighbour of it: ``2^k``, ``largest x 2^k`` (``ceil``), ``(2 - 2^-(m+1)) x 2^k``
+    (``even``), for k across the whole range (float32 subnormals and the top binade
+    included); the other values are random below it."""
+    from mxsf.golden.options import even_fraction_bits
+    f = get_format(fmt)
+    big = float(f.max_value) / 2.0 ** f.emax_elem
+    half = 2 - 2.0 ** -(even_fraction_bits(f) + 1)
+    tiles = []
+    ks = sorted(set(int(k) for k in rng.integers(-149, 128, 24)) | {-149, -133, -127, -126, -1, 0, 1, 127})
+    for k in ks:
+        for base in (1.0, big, half):
+            v = np.float32(np.ldexp(base, k)) if np.ldexp(base, k) < 3.4e38 else np.float32(0)
+            if v == 0 or not np.isfinite(v):
+                continue
+            for w in (np.nextafter(v, np.float32(0)), v, np.nextafter(v, np.float32(np.inf))):
+                if not np.isfinite(w) or w == 0:
+                    continue
+                t = _bits(np.abs(np.float32(w)) * rng.random(n).astype(np.float32))
+                t |= rng.integers(0, 2, n, dtype=np.uint32) << np.uint32(31)
+                t[int(rng.integers(0, n))] = int(_bits(w)[0]) | (int(rng.integers(0, 2)) << 31)
+                tiles.append(t.astype(np.uint32))
+    return tiles
+
+
 def midpoint_tile_bits(fmt, n: int, scales, rng) -> list:
     """Tiles holding :func:`midpoint_values` x 2^E and their float32 neighbours for each E.
 
@@ -217,6 +247,12 @@ def _params():
     return get_format(p["fmt"]).name, rows, cols, lanes
 
 
+def _options() -> dict:
+    """The design's numerics options (absent: the defaults), as golden keyword arguments."""
+    p = get_design().params
+    return {k: p[k] for k in OPTION_PARAMS if k in p}
+
+
 def _out_codec():
     fmt, _, _, lanes = _params()
     return LayoutCodec(requant_out_layout(fmt, lanes))
@@ -235,16 +271,18 @@ def _model(codec):
     def model(inputs, latency):
         trace = [StreamCycle(unpack_beat(c["i__payload"], lanes) if c.get("i__valid") else None,
                              bool(c.get("o__ready", 1))) for c in inputs]
-        rows_out = requant_cycle_model(trace, fmt=fmt, rows=rows, cols=cols, lanes=lanes, latency=latency)
+        rows_out = requant_cycle_model(trace, fmt=fmt, rows=rows, cols=cols, lanes=lanes, latency=latency,
+                                       **_options())
         return [{"i__ready": int(r.i_ready), "o__valid": int(r.o_valid),
                  "o__payload": None if r.o is None else _pack_out(codec, r.o)} for r in rows_out]
     return model
 
 
-def expected_transfers(tiles, fmt, rows, cols, lanes) -> list:
+def expected_transfers(tiles, fmt, rows, cols, lanes, **options) -> list:
+    """Golden output beats of ``tiles``, the first numbered tile 0 after reset."""
     out = []
-    for t in tiles:
-        out += requant_tile_beats(t, fmt=fmt, rows=rows, cols=cols, lanes=lanes)
+    for n, t in enumerate(tiles):
+        out += requant_tile_beats(t, fmt=fmt, rows=rows, cols=cols, lanes=lanes, tile_index=n, **options)
     return out
 
 
@@ -262,7 +300,7 @@ async def _run(dut, name, tiles, *, idle_prob=None, stall_prob=None):
     # The output transfers are exactly the golden tiles' beats, in order, each once.
     got = [o["o__payload"] for i, o in zip(trace.inputs, trace.outputs)
            if o["o__valid"] == 1 and i.ports.get("o__ready", 1) == 1]
-    want = [_pack_out(codec, b) for b in expected_transfers(tiles, fmt, rows, cols, lanes)]
+    want = [_pack_out(codec, b) for b in expected_transfers(tiles, fmt, rows, cols, lanes, **_options())]
     assert len(got) == len(want), f"{len(got)} output beats for {len(want)} expected"
     bad = [k for k, (g, w) in enumerate(zip(got, want)) if g != w]
     assert not bad, (f"{len(bad)} output beats differ, first #{bad[0]}: "
@@ -308,6 +346,17 @@ async def midpoints(dut):
         scales = sorted(set(scales) | {-126, -125})
     tiles = midpoint_tile_bits(fmt, n, scales, _rng("midpoints"))
     await _run(dut, "midpoints", tiles, idle_prob=0.05, stall_prob=0.05)
+
+
+@cocotb.test()
+async def scale_edges(dut):
+    """Tile maxima on the edges of the floor/ceil/even scale rules and their float32
+    neighbours, over the whole exponent range (SPEC.md 8)."""
+    fmt, rows, cols, _ = _params()
+    if rows * cols < 2:
+        return
+    tiles = scale_edge_tile_bits(fmt, rows * cols, _rng("scale_edges"))
+    await _run(dut, "scale_edges", tiles, idle_prob=0.05, stall_prob=0.1)
 
 
 @cocotb.test()
@@ -370,7 +419,7 @@ async def throughput(dut):
             raise AssertionError("the requantizer stopped making progress")
     wall = time.perf_counter() - start
     codec = _out_codec()
-    want = [_pack_out(codec, b) for b in expected_transfers(tiles, fmt, rows, cols, lanes)]
+    want = [_pack_out(codec, b) for b in expected_transfers(tiles, fmt, rows, cols, lanes, **_options())]
     assert got == want, "output beats differ from the golden model"
     per_tile = (last_cycles[-1] - last_cycles[0]) / (len(last_cycles) - 1) if len(last_cycles) > 1 else None
     report = {"fmt": fmt, "rows": rows, "cols": cols, "lanes": lanes, "tiles": count,

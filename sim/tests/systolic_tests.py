@@ -16,6 +16,7 @@ from mxsf.golden.formats import get_format
 from mxsf.golden.matmul import bf16_matmul, matmul, to_bf16
 from mxsf.golden.quantize import quantize, quantize_tiles
 from mxsf.golden.systolic_model import ArrayBeat, bf16_bits_to_f32, last_spacing_ready, systolic_cycle_model
+from mxsf.hw.layouts import BFloat16, Float32
 from mxsf.hw.systolic import array_beat_layout, array_row_layout
 from mxsf.sim.cocotb_lib import clock_and_reset, get_design, get_seed, get_test_config, run_stream_test
 from mxsf.sim.packing import LayoutCodec
@@ -160,11 +161,12 @@ def framing_beats(rng, fmt, rows, cols, *, block_size, lanes):
 
 
 def matrix_beats(rng, fmt, rows, cols, *, block_size, lanes, m_tiles=2, n_tiles=2, k_blocks=2,
-                 tiled=True):
+                 tiled=True, acc="fp32"):
     """Whole matrices: A (M x K) and B (K x N), M = ``m_tiles * rows``, N = ``n_tiles * cols``,
     quantized in ``block_size`` tiles (or 1D blocks along K), streamed as the array's output
     tiles in row-major order. Returns ``(beats, expected C float32 bits, M, N)`` where the
-    expectation is the golden ``matmul`` of the whole quantized matrices."""
+    expectation is the golden ``matmul`` of the whole quantized matrices (bfloat16 bits with
+    ``acc="bf16"``)."""
     M, N, K = m_tiles * rows, n_tiles * cols, k_blocks * block_size
     xa = _wide_floats(rng, (M, K), span=20)
     xb = _wide_floats(rng, (N, K), span=20).T.copy()
@@ -186,7 +188,7 @@ def matrix_beats(rng, fmt, rows, cols, *, block_size, lanes, m_tiles=2, n_tiles=
     else:
         qa = quantize(xa, f, block_size, axis=1)
         qb = quantize(xb, f, block_size, axis=0)
-    c = matmul(qa, qb)
+    c = matmul(qa, qb, acc=acc)
     spa, spb = qa.scale_per_element(), qb.scale_per_element()
     for mi in range(m_tiles):
         for nj in range(n_tiles):
@@ -195,7 +197,7 @@ def matrix_beats(rng, fmt, rows, cols, *, block_size, lanes, m_tiles=2, n_tiles=
             sb = spb[::block_size, cs]
             mu = {} if qa.microexp is None else {"ma": qa.microexp[rs], "mb": qb.microexp[:, cs]}
             beats += tile_beats(qa.codes[rs], qb.codes[:, cs], sa, sb, block_size=block_size, lanes=lanes, **mu)
-    return beats, c.view(np.uint32), M, N
+    return beats, (c.view(np.uint32) if c.dtype == np.float32 else c.astype(np.uint32)), M, N
 
 
 def beat_payload(beat, bf16):
@@ -209,6 +211,11 @@ def beat_payload(beat, bf16):
 
 # ------------------------------------------------------------------------------------
 # cocotb side
+
+
+def _acc():
+    """The MX array's accumulator (SPEC.md 10); absent means fp32."""
+    return get_design().params.get("acc", "fp32")
 
 
 def _params():
@@ -235,7 +242,7 @@ def _model(in_codec, out_codec, fmt, rows, cols, block_size, lanes, bf16):
             else:
                 trace.append(None)
         out = systolic_cycle_model(trace, fmt=fmt, rows=rows, cols=cols, block_size=block_size,
-                                   lanes=lanes, latency=latency)
+                                   lanes=lanes, latency=latency, acc=_acc())
         rows_out = []
         for (ready, _), r in zip(spacing, out):
             rows_out.append({"i__ready": ready, "o__valid": int(r is not None),
@@ -249,7 +256,7 @@ async def _run(dut, name, beats, *, idle_prob=None):
     bf16 = get_format(fmt).name == "bf16"
     cfg = get_test_config()
     in_codec = LayoutCodec(array_beat_layout(fmt, rows, cols, lanes))
-    out_codec = LayoutCodec(array_row_layout(rows, cols))
+    out_codec = LayoutCodec(array_row_layout(rows, cols, BFloat16 if _acc() == "bf16" else Float32))
     txns = [in_codec.pack(beat_payload(b, bf16)) for b in beats]
     await clock_and_reset(dut)
     trace = await run_stream_test(
@@ -302,7 +309,8 @@ async def matrices(dut):
     the result rows collected from the DUT equal golden ``matmul`` of the whole matrices."""
     fmt, rows, cols, block_size, lanes = _params()
     rng = _rng("matrices")
-    jobs = [matrix_beats(rng, fmt, rows, cols, block_size=block_size, lanes=lanes, tiled=t, k_blocks=k)
+    jobs = [matrix_beats(rng, fmt, rows, cols, block_size=block_size, lanes=lanes, tiled=t, k_blocks=k,
+                         acc=_acc())
             for t, k in ((True, 2), (False, 3), (True, 1))]
     beats = [b for job in jobs for b in job[0]]
     trace, out_codec = await _run(dut, "matrices", beats, idle_prob=0.0)
