@@ -75,7 +75,8 @@ def register(subparsers) -> None:
 # ------------------------------------------------------------------------------------
 
 def _fmt_db(v: float) -> str:
-    return "inf" if v == math.inf else ("-inf" if v == -math.inf else ("nan" if v != v else f"{v:.2f}"))
+    # NaN: no figure (the tile column of the 1D-only formats mx9/mx6/mx4)
+    return "inf" if v == math.inf else ("-inf" if v == -math.inf else ("-" if v != v else f"{v:.2f}"))
 
 
 def _load_input(path: str) -> np.ndarray:
@@ -205,6 +206,7 @@ def cmd_accuracy(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     head = (f"Quantization SQNR (dB), cells '1D / tile': 1D blocks of {args.block_size} along the rows, "
             f"{tile[0]}x{tile[1]} tiles; generated tensors {size[0]}x{size[1]}, seed {args.seed}; "
+            "mx9/mx6/mx4 in their own 1D blocks of 16 (no tiles: '-'); "
             "bf16 = element-wise bfloat16 rounding (no blocks); "
             f"element rounding {args.rounding}" + (f" ({args.sr_bits} random bits)" if args.rounding == "stochastic" else "")
             + "; clipped and flushed: mean over the tensors, '1D / tile'.")

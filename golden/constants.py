@@ -8,6 +8,7 @@ __all__ = [
     "F32_SIGN_MASK", "F32_ABS_MASK", "F32_INF_BITS", "F32_CANONICAL_NAN",
     "BF16_BITS", "BF16_MAN_BITS", "BF16_CANONICAL_NAN",
     "E8M0_BITS", "E8M0_BIAS", "E8M0_NAN", "E8M0_MIN_EXP", "E8M0_MAX_EXP", "E8M0_ONE",
+    "DEFAULT_BLOCK_SIZE", "BDR_BLOCK_SIZE", "BDR_PAIR_SIZE", "BDR_MICROEXP_BITS",
 ]
 
 # -- IEEE binary32 ---------------------------------------------------------------------
@@ -33,3 +34,11 @@ E8M0_NAN = 0xFF
 E8M0_MIN_EXP = -127
 E8M0_MAX_EXP = 127
 E8M0_ONE = E8M0_BIAS              #: the byte of scale 2^0
+
+# -- blocks -----------------------------------------------------------------------------
+DEFAULT_BLOCK_SIZE = 32           #: OCP MX block (SPEC.md 4) for formats without a fixed block
+
+# -- shared-microexponent (BDR) formats, SPEC.md 11 -------------------------------------
+BDR_BLOCK_SIZE = 16               #: elements sharing the 8-bit exponent (one E8M0-coded byte)
+BDR_PAIR_SIZE = 2                 #: neighbouring elements sharing one microexponent
+BDR_MICROEXP_BITS = 1             #: width of a microexponent (tau in {0, 1})

@@ -10,6 +10,11 @@ as one or two *segments* of a floating-point staircase: a segment covers the
 unbiased exponents ``ky >= ky_lo`` (up to the next segment) and has ``man_bits``
 mantissa bits and its smallest normal exponent ``emin``. Plain FP formats are one segment; MXSF is two (E3M2 below 1,
 E2M5 from 1 up); INT8 is one all-subnormal segment (a fixed-point grid of 2^-6).
+
+The shared-microexponent formats (``FormatKind.BDR``: ``mx9``, ``mx6``, ``mx4``, SPEC.md
+section 11) are not a staircase: an element's step depends on its pair's microexponent.
+Their codec is :mod:`mxsf.golden.bdr`; here their code table reads a code with
+microexponent 0 (``value = (-1)^s x m x 2^-(p-1)`` relative to the block's 2^E).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+
+from .constants import BDR_BLOCK_SIZE, BDR_MICROEXP_BITS, BDR_PAIR_SIZE, DEFAULT_BLOCK_SIZE, E8M0_BITS
 
 __all__ = [
     "FormatKind",
@@ -46,6 +53,7 @@ class FormatKind(str, enum.Enum):
     FP = "fp"        #: sign | exponent | mantissa, IEEE-like subnormals
     INT = "int"      #: two's complement fixed point, value = code x 2^-(bits-2)
     MXSF = "mxsf"    #: MX-SAFE: E2M5, whose exponent-0 codes re-read as an E3M2 float
+    BDR = "bdr"      #: shared microexponents (SPEC.md 11): sign | p-bit magnitude, a pair's tau shifts it
 
 
 class Specials(str, enum.Enum):
@@ -85,7 +93,8 @@ class ElementFormat:
     bits : int
         Code width.
     exp_bits, man_bits : int
-        Field widths (INT8: 0 and 7; MXSF: the E2M5 view, 2 and 5).
+        Field widths (INT8: 0 and 7; MXSF: the E2M5 view, 2 and 5; BDR: 0 and the
+        magnitude width p).
     bias : int
         Exponent bias (0 for INT8 and MXSF, whose values are given in SPEC.md).
     emax_elem : int
@@ -184,6 +193,42 @@ class ElementFormat:
         """bool per code: the code is +/-Inf."""
         return np.isinf(self.values)
 
+    # -- block structure ----------------------------------------------------------------
+
+    @property
+    def fixed_block_size(self) -> int | None:
+        """The block size the format prescribes (16 for BDR), or None when any size works."""
+        return BDR_BLOCK_SIZE if self.kind is FormatKind.BDR else None
+
+    @property
+    def default_block_size(self) -> int:
+        """The block size used when none is given: the fixed one, else 32 (OCP)."""
+        return self.fixed_block_size or DEFAULT_BLOCK_SIZE
+
+    @property
+    def microexp_group(self) -> int | None:
+        """Elements sharing one microexponent (2 for BDR), None for single-level formats."""
+        return BDR_PAIR_SIZE if self.kind is FormatKind.BDR else None
+
+    @property
+    def microexp_bits(self) -> int:
+        """Width of a microexponent (1 for BDR, 0 for single-level formats)."""
+        return BDR_MICROEXP_BITS if self.kind is FormatKind.BDR else 0
+
+    @property
+    def allows_tiles(self) -> bool:
+        """Whether 2D tiles are defined (SPEC.md 4); BDR blocks are 1D along K (SPEC.md 11)."""
+        return self.kind is not FormatKind.BDR
+
+    def bits_per_element(self, block_size: int | None = None) -> float:
+        """Storage per element with the scale overhead: code + 8/block + microexponent bits/group.
+
+        ``block_size`` defaults to :attr:`default_block_size` (MXFP8 at 32: 8.25; MX9: 9).
+        """
+        bs = self.default_block_size if block_size is None else block_size
+        extra = self.microexp_bits / self.microexp_group if self.microexp_group else 0.0
+        return self.bits + E8M0_BITS / bs + extra
+
     @property
     def has_neg_zero(self) -> bool:
         """Whether the sign bit with magnitude 0 is a distinct (negative) zero."""
@@ -205,6 +250,11 @@ class ElementFormat:
                 # E2M5 mode: 2^(e-1) (1 + m/32) for e = 1..3; ky = 0 with n = 32 is code 32 (= 1.0).
                 Segment(ky_lo=0, emin=0, man_bits=5),
             )
+        if self.kind is FormatKind.BDR:
+            # At a given microexponent the magnitudes are a fixed-point grid: m x 2^(1-p) below 2
+            # for the exponent E - tau (an all-subnormal segment, like INT). Element encoding at
+            # ``E - tau`` is SPEC.md 11 step 3; E and tau themselves come from mxsf.golden.bdr.
+            return (Segment(ky_lo=-(1 << 30), emin=1, man_bits=self.man_bits),)
         raise ValueError(f"format {self.name!r} has no element encoder")
 
     @property
@@ -214,6 +264,8 @@ class ElementFormat:
             return str(self.exp_bits), str(self.man_bits), str(self.bias)
         if self.kind is FormatKind.MXSF:
             return "2|3", "5|2", "-"            # E2M5 mode | E3M2 mode
+        if self.kind is FormatKind.BDR:
+            return "-", str(self.man_bits), "-"  # the p-bit magnitude (the exponent is shared)
         return "-", "-", "-"
 
     def describe(self) -> dict:
@@ -221,7 +273,8 @@ class ElementFormat:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d.update(kind=self.kind.value, specials=self.specials.value, has_inf=self.has_inf,
                  has_nan=self.has_nan, max_value=self.max_value, min_value=self.min_value,
-                 lsb_exp=self.lsb_exp)
+                 lsb_exp=self.lsb_exp, fixed_block_size=self.fixed_block_size,
+                 microexp_group=self.microexp_group, bits_per_element=self.bits_per_element())
         return d
 
 
@@ -249,6 +302,10 @@ def _value_table(f: ElementFormat) -> np.ndarray:
         narrow = np.where(E == 0, np.ldexp(M / 4.0, -7), np.ldexp(1.0 + M / 4.0, E - 8))
         mag = np.where(e != 0, wide, narrow)
         return np.where(s != 0, -mag, mag)
+    if f.kind is FormatKind.BDR:
+        # SPEC.md 11 with tau = 0, relative to 2^E: m x 2^-(p-1), m the p low bits
+        mag = np.ldexp((codes & ((1 << f.man_bits) - 1)).astype(np.float64), 1 - f.man_bits)
+        return np.where(s != 0, -mag, mag)
     v = _fp_value(s, e, m, f.exp_bits, f.man_bits, f.bias)
     emax_field = (1 << f.exp_bits) - 1
     if f.specials is Specials.NAN_MAX_CODE:  # OCP E4M3: S.1111.111 is NaN, no Inf
@@ -259,10 +316,12 @@ def _value_table(f: ElementFormat) -> np.ndarray:
     return v
 
 
-_FP, _INT, _MXSF = FormatKind.FP, FormatKind.INT, FormatKind.MXSF
+_FP, _INT, _MXSF, _BDR = FormatKind.FP, FormatKind.INT, FormatKind.MXSF, FormatKind.BDR
 _NO, _E4M3_NAN, _IEEE = Specials.NONE, Specials.NAN_MAX_CODE, Specials.IEEE
 
-# The format table (SPEC.md section 1). Adding a plain FP or INT element format is one row.
+# The format table (SPEC.md sections 1 and 11). Adding a plain FP or INT element format is one
+# row; a new kind also brings its codec. BDR rows: bits = 1 + p, man_bits = p (the magnitude),
+# emax_elem = 0 (E = floor(log2 max|V|), SPEC.md 11); block 16 and pairs come with the kind.
 # name:        (kind,  bits, exp_bits, man_bits, bias, emax_elem, specials,   OCP alias)
 _TABLE = {
     "fp8_e4m3": (_FP,   8, 4, 3, 7, 8, _E4M3_NAN, "mxfp8_e4m3"),
@@ -273,6 +332,9 @@ _TABLE = {
     "int8":     (_INT,  8, 0, 7, 0, 0, _NO, "mxint8"),
     "fp8_e2m5": (_FP,   8, 2, 5, 1, 2, _NO, None),
     "mxsf":     (_MXSF, 8, 2, 5, 0, 2, _NO, None),
+    "mx9":      (_BDR,  8, 0, 7, 0, 0, _NO, None),
+    "mx6":      (_BDR,  5, 0, 4, 0, 0, _NO, None),
+    "mx4":      (_BDR,  3, 0, 2, 0, 0, _NO, None),
 }
 _BASELINES = {
     "bf16":     (_FP,  16, 8, 7, 127, 127, _IEEE, None),

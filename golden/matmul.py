@@ -186,6 +186,9 @@ def matmul(qa: MXArray, qb: MXArray, *, acc="fp32") -> np.ndarray:
     """
     mode = acc_mode(acc)
     kb = _k_blocks(qa, qb)
+    if qa.fmt.microexp_group or qb.fmt.microexp_group:        # shared microexponents: SPEC.md 11
+        from .bdr import bdr_block_results
+        return _accumulate(bdr_block_results(qa, qb), mode)
     fa, fb = qa.fmt, qb.fmt
     M, K = qa.shape
     N = qb.shape[1]
@@ -238,6 +241,14 @@ def _accumulate(d: np.ndarray, acc: Accumulator = Accumulator.FP32) -> np.ndarra
     return canonical_nan(total)
 
 
+def _single_scale(fmt, what: str) -> ElementFormat:
+    f = get_format(fmt, element_only=True)
+    if f.microexp_group:
+        raise ValueError(f"fmt {f.name} has microexponents, which {what} does not take: "
+                         "use mxsf.golden.bdr.bdr_dot or matmul")
+    return f
+
+
 def bf16_bits_to_float32(bits) -> np.ndarray:
     """float32 values of bfloat16 bit patterns (exact)."""
     return (np.asarray(bits, dtype=np.uint32) << np.uint32(16)).view(np.float32)
@@ -284,7 +295,7 @@ def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int, *, acc
     Returns the D results (float32, canonical NaN; or bfloat16 bit patterns for
     ``acc="bf16"``). Equal to :func:`matmul` of each row.
     """
-    f = get_format(fmt, element_only=True)
+    f = _single_scale(fmt, "batched_dot")
     mode = acc_mode(acc)
     ca = np.asarray(a_codes).astype(np.int64)
     cb = np.asarray(b_codes).astype(np.int64)
@@ -304,7 +315,7 @@ def batched_dot(a_codes, b_codes, scale_a, scale_b, fmt, block_size: int, *, acc
 
 def dot_block(a_codes, b_codes, scale_a: int, scale_b: int, fmt) -> np.float32:
     """One block's contribution ``d`` of SPEC.md section 5 (before accumulation)."""
-    f = get_format(fmt, element_only=True)
+    f = _single_scale(fmt, "dot_block")
     a = np.asarray(a_codes, dtype=np.uint8).reshape(1, -1)
     b = np.asarray(b_codes, dtype=np.uint8).reshape(-1, 1)
     qa = MXArray(f, a, np.array([[scale_a]], dtype=np.uint8), (1, a.shape[1]))

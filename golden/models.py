@@ -15,6 +15,11 @@ Framing of a PE input stream (SPEC.md section 5, shared by the MX and BF16 PEs):
   from its first beat;
 * the dot product's float32 result leaves the PE ``latency`` cycles after the
   cycle that carried its ``last`` beat, as one valid output cycle.
+
+Shared-microexponent formats (``mx9``/``mx6``/``mx4``, SPEC.md 11): a beat also carries
+``micro_a``/``micro_b``, one bit per pair of its lanes; a block is 16 elements, and a beat
+wider than a block (``lanes = n x 16``) carries ``n`` whole blocks, lane 0 first, with
+``scale_a``/``scale_b`` lists of ``n`` exponent bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .bdr import bdr_batched_dot
 from .formats import get_format
 from .matmul import batched_dot, bf16_matmul, matmul
 from .options import Accumulator, acc_mode
@@ -42,6 +48,8 @@ class Beat:
     first: bool = False
     last: bool = False
     tag: dict = field(default_factory=dict)   # free-form: where the beat came from (for messages)
+    micro_a: list = None      #: BDR formats: one microexponent bit per pair of lanes of A
+    micro_b: list = None
 
 
 def mx_dot(blocks, fmt, block_size: int) -> np.float32:
@@ -114,11 +122,32 @@ def pe_dot_products(trace, *, block_size: int, lanes: int) -> list:
     """Split a PE input trace into dot products by the framing rules above.
 
     Returns a list of ``(cycle of the last beat, blocks)`` where ``blocks`` is a list
-    of ``(a_codes, b_codes, scale_a, scale_b)`` with up to ``block_size`` codes each.
+    of ``(a_codes, b_codes, scale_a, scale_b)`` with up to ``block_size`` codes each,
+    and ``(..., micro_a, micro_b)`` (one bit per pair) when the beats carry microexponents.
+    A beat of ``lanes = n x block_size`` is ``n`` blocks (its scales are lists).
     """
-    return [(cyc, [([c for bt in beats for c in bt.a], [c for bt in beats for c in bt.b], sa, sb)
-                   for beats, sa, sb in blocks])
-            for cyc, blocks in split_frames(trace, block_size // lanes)]
+    def cat(beats, key):
+        return [c for bt in beats for c in getattr(bt, key)]
+
+    out = []
+    if lanes > block_size:
+        n, half = lanes // block_size, block_size // 2
+        for cyc, groups in split_frames(trace, 1):
+            blocks = []
+            for (bt,), sa, sb in groups:
+                for j in range(n):
+                    blk = (bt.a[j * block_size:(j + 1) * block_size], bt.b[j * block_size:(j + 1) * block_size],
+                           sa[j], sb[j])
+                    if bt.micro_a is not None:
+                        blk += (bt.micro_a[j * half:(j + 1) * half], bt.micro_b[j * half:(j + 1) * half])
+                    blocks.append(blk)
+            out.append((cyc, blocks))
+        return out
+    for cyc, blocks in split_frames(trace, block_size // lanes):
+        out.append((cyc, [(cat(beats, "a"), cat(beats, "b"), sa, sb)
+                          + ((cat(beats, "micro_a"), cat(beats, "micro_b")) if beats[0].micro_a is not None else ())
+                          for beats, sa, sb in blocks]))
+    return out
 
 
 def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int, acc="fp32") -> list:
@@ -142,6 +171,8 @@ def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int, acc
     mode = acc_mode(acc)
     out = [None] * (len(trace) + latency)
     dots = pe_dot_products(trace, block_size=block_size, lanes=lanes)
+    if get_format(fmt).microexp_group:
+        return _bdr_outputs(out, dots, fmt, block_size, latency, mode)
     # Dot products with the same number of blocks are computed together.
     by_len: dict = {}
     for cyc, blocks in dots:
@@ -158,6 +189,34 @@ def pe_cycle_model(trace, *, fmt, block_size: int, lanes: int, latency: int, acc
                 b[i, j * block_size: j * block_size + len(bc)] = bc
                 sa[i, j], sb[i, j] = xa, xb
         res = batched_dot(a, b, sa, sb, fmt, block_size, acc=mode)
+        res = res.view(np.uint32) if mode is Accumulator.FP32 else res
+        for (cyc, _), r in zip(group, res):
+            out[cyc + latency] = int(r)
+    return out
+
+
+def _bdr_outputs(out, dots, fmt, block_size, latency, mode=Accumulator.FP32) -> list:
+    """:func:`pe_cycle_model` for the shared-microexponent formats (blocks carry microexponents)."""
+    by_len: dict = {}
+    for cyc, blocks in dots:
+        by_len.setdefault(len(blocks), []).append((cyc, blocks))
+    half = block_size // 2
+    for nblk, group in by_len.items():
+        D, K = len(group), nblk * block_size
+        a = np.zeros((D, K), dtype=np.uint8)
+        b = np.zeros((D, K), dtype=np.uint8)
+        ta = np.ones((D, K // 2), dtype=np.uint8)     # missing pairs: zero codes, any tau
+        tb = np.ones((D, K // 2), dtype=np.uint8)
+        sa = np.zeros((D, nblk), dtype=np.uint8)
+        sb = np.zeros((D, nblk), dtype=np.uint8)
+        for i, (_, blocks) in enumerate(group):
+            for j, (ac, bc, xa, xb, ma, mb) in enumerate(blocks):
+                a[i, j * block_size: j * block_size + len(ac)] = ac
+                b[i, j * block_size: j * block_size + len(bc)] = bc
+                ta[i, j * half: j * half + len(ma)] = ma
+                tb[i, j * half: j * half + len(mb)] = mb
+                sa[i, j], sb[i, j] = xa, xb
+        res = bdr_batched_dot(a, b, ta, tb, sa, sb, fmt, acc=mode)
         res = res.view(np.uint32) if mode is Accumulator.FP32 else res
         for (cyc, _), r in zip(group, res):
             out[cyc + latency] = int(r)

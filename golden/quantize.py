@@ -341,12 +341,17 @@ class MXArray:
         Extent of one block along every axis: ``(1, 32)`` for 1D blocks of 32
         along the last axis of a matrix, ``(32, 32)`` for 32x32 tiles. Axes not
         multiple of the block are padded with zeros (zero codes) to whole blocks.
+    microexp : np.ndarray or None
+        Shared-microexponent (BDR) formats only (SPEC.md 11): one bit (uint8 0/1) per
+        pair of neighbouring elements along the block axis (``ceil(n / 2)`` there);
+        ``scale_e8m0`` then holds the blocks' exponent bytes ``E + 127``. None otherwise.
     """
 
     fmt: ElementFormat
     codes: np.ndarray
     scale_e8m0: np.ndarray
     block_shape: tuple
+    microexp: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple:
@@ -364,7 +369,8 @@ class MXArray:
     @property
     def T(self) -> "MXArray":
         """The transpose: the same codes and scales, read along the other axes (no re-quantization)."""
-        return MXArray(self.fmt, self.codes.T, self.scale_e8m0.T, tuple(self.block_shape[::-1]))
+        return MXArray(self.fmt, self.codes.T, self.scale_e8m0.T, tuple(self.block_shape[::-1]),
+                       None if self.microexp is None else self.microexp.T)
 
     def padded_codes(self) -> np.ndarray:
         """Codes padded with zero codes to whole blocks along every axis."""
@@ -460,7 +466,7 @@ _OPTIONS_DOC = """
         the random integer of an element depends on (seed, block index, element index)."""
 
 
-def quantize(x, fmt, block_size: int = 32, axis: int = -1, *, scale_rounding="floor",
+def quantize(x, fmt, block_size: int | None = None, axis: int = -1, *, scale_rounding="floor",
              rounding="rne", sr_bits: int = SR_DEFAULT_BITS, seed: int = 0) -> MXArray:
     """Quantize ``x`` to MX with 1D blocks of ``block_size`` along ``axis`` (SPEC.md 3, 4, 8, 9).
 
@@ -470,8 +476,10 @@ def quantize(x, fmt, block_size: int = 32, axis: int = -1, *, scale_rounding="fl
         Values (converted to float32 first).
     fmt : str or ElementFormat
         Element format or OCP alias (not bf16).
-    block_size : int
-        Elements per block, in [1, 2^20]. A ragged last block is padded with zeros.
+    block_size : int or None
+        Elements per block, in [1, 2^20]; None is the format's default (32, or the fixed
+        16 of the shared-microexponent formats ``mx9``/``mx6``/``mx4``, which accept
+        only 16: SPEC.md 11). A ragged last block is padded with zeros.
     axis : int
         Axis along which blocks run.
     {options}
@@ -482,13 +490,20 @@ def quantize(x, fmt, block_size: int = 32, axis: int = -1, *, scale_rounding="fl
         Unknown format, bad block size or axis, non-float input, bad option value.
     """
     f = get_format(fmt, element_only=True)
-    bs = check_block_size(block_size)
+    bs = check_block_size(f.default_block_size if block_size is None else block_size)
     opts = _options(scale_rounding, rounding, sr_bits, seed)
+    if f.fixed_block_size is not None:
+        from .bdr import check_bdr_block_size, check_bdr_options
+        check_bdr_block_size(f, bs)
+        check_bdr_options(f, opts[0], opts[1])
     x32 = as_float32(x)
     if x32.ndim == 0:
         raise ValueError("x must have at least one dimension, not a scalar")
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x32.ndim <= axis < x32.ndim:
         raise ValueError(f"axis must be an integer in [{-x32.ndim}, {x32.ndim - 1}], not {axis!r}")
+    if f.kind is FormatKind.BDR:
+        from .bdr import quantize_bdr
+        return quantize_bdr(x32, f, axis)
     block_shape = [1] * x32.ndim
     block_shape[axis] = bs
     return _quantize_blocks(x32, f, tuple(block_shape), *opts)
@@ -513,6 +528,9 @@ def quantize_tiles(x, fmt, tile=(32, 32), *, scale_rounding="floor", rounding="r
         bad option value.
     """
     f = get_format(fmt, element_only=True)
+    if not f.allows_tiles:
+        raise ValueError(f"fmt {f.name} has no 2D tiles: its blocks are 1D, {f.fixed_block_size} elements "
+                         f"along K with a microexponent per pair (SPEC.md 11); use quantize(x, {f.name!r})")
     if not isinstance(tile, (tuple, list)) or len(tile) != 2:
         raise ValueError(f"tile must be a pair (rows, cols) of integers in [1, 2^20], not {tile!r}")
     tr = check_block_size(tile[0], "tile rows")
@@ -532,6 +550,9 @@ def dequantize(q: MXArray) -> np.ndarray:
     """float32 values of an :class:`MXArray` (element value x 2^E; NaN where the scale is NaN)."""
     if not isinstance(q, MXArray):
         raise ValueError(f"q must be an MXArray, not {type(q).__name__}")
+    if q.fmt.kind is FormatKind.BDR:
+        from .bdr import dequantize_bdr
+        return dequantize_bdr(q)
     vals = q.fmt.values[q.codes.astype(np.int64)]
     s = q.scale_per_element()
     out = np.ldexp(vals, s.astype(np.int64) - E8M0_BIAS)
@@ -554,4 +575,8 @@ def requantize_tile(tile, fmt, *, scale_rounding="floor", rounding="rne",
         t = t[None, :]
     if t.ndim != 2 or t.size == 0:
         raise ValueError(f"tile must be a non-empty 1D or 2D array, not shape {t.shape}")
-    return _quantize_blocks(t, get_format(fmt, element_only=True), t.shape, *opts, block_offset=index)
+    f = get_format(fmt, element_only=True)
+    if not f.allows_tiles:
+        raise ValueError(f"fmt {f.name} has no 2D tiles: its blocks are 1D, {f.fixed_block_size} elements "
+                         f"along K with a microexponent per pair (SPEC.md 11); use quantize(x, {f.name!r})")
+    return _quantize_blocks(t, f, t.shape, *opts, block_offset=index)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .formats import get_format
 from .params import check_divisor, check_int
-from .quantize import block_max_exponent, requantize_tile
+from .quantize import block_max_exponent, quantize, requantize_tile
 
 __all__ = [
     "StreamCycle",
@@ -84,6 +84,7 @@ class RequantBeat:
     scale: int
     first: bool
     last: bool
+    micro: Optional[tuple] = None     #: BDR formats: the beat's pair microexponents
 
 
 _MAX_LATENCY = 1 << 16   # any sane pipeline; the models only need an upper bound
@@ -141,10 +142,18 @@ def requant_tile_beats(values_bits, *, fmt, rows: int, cols: int, lanes: int, ti
     ``rounding``, ``sr_bits`` and ``seed``; ``tile_index`` the tile's number since reset.
     """
     x = _as_f32(values_bits).reshape(rows, cols)
-    q = requantize_tile(x, fmt, tile_index=tile_index, **options)
+    f = get_format(fmt, element_only=True)
+    # a BDR tile is its 1 x 16 block (SPEC.md 11): quantize gives E, microexponents and codes
+    # (and refuses the options SPEC.md 11 does not define for BDR)
+    q = quantize(x, f, **options) if f.microexp_group else requantize_tile(x, f, tile_index=tile_index, **options)
     codes = q.codes.reshape(-1).astype(np.int64)
     scale = int(q.scale_e8m0.reshape(-1)[0])
     beats = rows * cols // lanes
+    if f.microexp_group:
+        mu = q.microexp.reshape(-1).astype(np.int64)
+        h = lanes // f.microexp_group
+        return [RequantBeat(tuple(codes[k * lanes:(k + 1) * lanes].tolist()), scale, k == 0, k == beats - 1,
+                            tuple(mu[k * h:(k + 1) * h].tolist())) for k in range(beats)]
     return [RequantBeat(tuple(codes[k * lanes:(k + 1) * lanes].tolist()), scale, k == 0, k == beats - 1)
             for k in range(beats)]
 

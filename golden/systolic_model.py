@@ -53,7 +53,8 @@ class ArrayBeat:
 
     ``a[i]`` are the ``lanes`` codes of row i of A, ``b[j]`` those of column j of B
     (bfloat16 bit patterns for bf16); ``scale_a[i]``/``scale_b[j]`` their E8M0 scales
-    (taken on a block's first beat; ignored for bf16).
+    (taken on a block's first beat; ignored for bf16); ``micro_a[i]``/``micro_b[j]`` the
+    ``lanes // 2`` pair microexponents of the BDR formats (None otherwise).
     """
 
     a: list
@@ -63,6 +64,8 @@ class ArrayBeat:
     first: bool = False
     last: bool = False
     tag: dict = field(default_factory=dict)
+    micro_a: list = None
+    micro_b: list = None
 
 
 @dataclass
@@ -99,13 +102,17 @@ def array_dot_products(trace, *, block_size: int, lanes: int, bf16: bool = False
 
     Returns a list of ``(cycle of the last beat, blocks)`` where ``blocks`` is a list
     of ``(a, b, scale_a, scale_b)``: ``a`` (rows x n) and ``b`` (cols x n) codes with
-    ``n <= block_size`` (one entry per beat group; for bf16 one entry per beat).
+    ``n <= block_size`` (one entry per beat group; for bf16 one entry per beat), and
+    ``(..., micro_a, micro_b)`` (rows x n/2, cols x n/2) when the beats carry microexponents.
     """
+    def cat(beats, key):
+        return np.concatenate([np.asarray(getattr(bt, key), dtype=np.int64) for bt in beats], axis=1)
+
     tiles = []
     for cyc, blocks in split_frames(trace, 1 if bf16 else block_size // lanes):
-        tiles.append((cyc, [(np.concatenate([np.asarray(bt.a, dtype=np.int64) for bt in beats], axis=1),
-                             np.concatenate([np.asarray(bt.b, dtype=np.int64) for bt in beats], axis=1),
-                             sa, sb) for beats, sa, sb in blocks]))
+        tiles.append((cyc, [(cat(beats, "a"), cat(beats, "b"), sa, sb)
+                            + ((cat(beats, "micro_a"), cat(beats, "micro_b")) if beats[0].micro_a is not None else ())
+                            for beats, sa, sb in blocks]))
     return tiles
 
 
@@ -136,13 +143,23 @@ def array_tile_results(trace, *, fmt, rows: int, cols: int, block_size: int, lan
             b = np.zeros((n * block_size, cols), dtype=np.uint8)
             sa = np.zeros((rows, n), dtype=np.uint8)
             sb = np.zeros((n, cols), dtype=np.uint8)
-            for j, (ac, bc, xa, xb) in enumerate(blocks):
+            bdr = bool(f.microexp_group)
+            half = block_size // 2
+            ta = np.ones((rows, n * half), dtype=np.uint8)       # missing pairs: zero codes
+            tb = np.ones((n * half, cols), dtype=np.uint8)
+            for j, blk in enumerate(blocks):
+                ac, bc, xa, xb = blk[:4]
                 k = ac.shape[1]
                 a[:, j * block_size: j * block_size + k] = ac
                 b[j * block_size: j * block_size + k, :] = bc.T
                 sa[:, j] = xa
                 sb[j, :] = xb
-            c = matmul(MXArray(f, a, sa, (1, block_size)), MXArray(f, b, sb, (block_size, 1)), acc=mode)
+                if bdr:
+                    ma, mb = blk[4:]
+                    ta[:, j * half: j * half + ma.shape[1]] = ma
+                    tb[j * half: j * half + mb.shape[1], :] = mb.T
+            c = matmul(MXArray(f, a, sa, (1, block_size), ta if bdr else None),
+                       MXArray(f, b, sb, (block_size, 1), tb if bdr else None), acc=mode)
             if mode is Accumulator.BF16:
                 out.append(TileResult(cyc, c.astype(np.uint32)))
                 continue

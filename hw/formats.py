@@ -8,6 +8,12 @@ unsigned integer significand ``sig`` and a left shift ``shift`` such that the el
 magnitude is ``(sig << shift) x 2^lsb_exp`` (``lsb_exp`` is the exponent of the format's
 smallest value). Products of two elements are then ``(sig_a * sig_b) << (shift_a + shift_b)``
 in units of ``2^(lsb_a + lsb_b)``, which is how the MX PE forms exact block sums.
+
+Shared-microexponent (BDR) formats (SPEC.md 11) have one more level: the decoder also
+takes the element's pair microexponent ``tau`` and returns ``sig = m``, ``shift = 1 - tau``
+in units of ``2^unit_exp = 2^(lsb_exp - 1)`` (one bit below the code table's LSB). The
+helpers :func:`unit_exp` and :func:`max_magnitude` give every format's units this way
+(``unit_exp == lsb_exp`` for the single-scale formats).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ __all__ = [
     "sig_width",
     "shift_max",
     "product_width",
+    "unit_exp",
+    "max_magnitude",
 ]
 
 # MXSF codec (SPEC.md 1): an E2M5 code whose exponent-0 codes re-read their five
@@ -50,6 +58,8 @@ def _decode_int(f: ElementFormat, code: int) -> tuple[int, int]:
     """Reference (sig, shift) of a magnitude code, mirroring the hardware decoder."""
     if f.kind is FormatKind.INT:
         return code, 0
+    if f.kind is FormatKind.BDR:            # with microexponent 0: m << 1 in 2^(lsb_exp - 1) units
+        return code & ((1 << f.man_bits) - 1), 1
     e, m = code >> f.man_bits, code & ((1 << f.man_bits) - 1)
     if f.kind is FormatKind.MXSF:
         if e:                           # E2M5 mode: lsb 2^-9, 2^(e-1) (1 + m/32)
@@ -74,10 +84,21 @@ def shift_max(fmt) -> int:
                if not (f.is_nan[c] or f.is_inf[c]))
 
 
-def product_width(fmt) -> int:
-    """Bits of the largest |product| of two finite elements, in units of 2^(2 lsb_exp)."""
+def unit_exp(fmt) -> int:
+    """Exponent of the decoder's magnitude unit: ``lsb_exp`` minus the microexponent width."""
     f = get_format(fmt, element_only=True)
-    return (f.max_int * f.max_int).bit_length()
+    return f.lsb_exp - f.microexp_bits
+
+
+def max_magnitude(fmt) -> int:
+    """Largest decoded magnitude ``sig << shift`` of a finite element, in units of 2^unit_exp."""
+    f = get_format(fmt, element_only=True)
+    return f.max_int << f.microexp_bits
+
+
+def product_width(fmt) -> int:
+    """Bits of the largest |product| of two finite elements, in units of 2^(2 unit_exp)."""
+    return (max_magnitude(fmt) ** 2).bit_length()
 
 
 def decoded_layout(fmt) -> data.StructLayout:
@@ -105,10 +126,13 @@ class ElementDecoder(MXComponent):
     code : In(bits)
         The element code (``bits`` = the format's code width; its fields are
         :func:`element_layout`).
+    micro : In(1), BDR formats only
+        The microexponent ``tau`` of the element's pair (SPEC.md 11).
     o : Out(decoded_layout(fmt))
         ``sign``; ``sig`` and ``shift`` with magnitude ``sig << shift`` in units of
-        ``2^lsb_exp`` (MXSF: E2M5 mode when the exponent field is non-zero, else the
-        five low bits read as E3M2; INT: the two's complement magnitude); ``zero``;
+        ``2^unit_exp(fmt)`` (MXSF: E2M5 mode when the exponent field is non-zero, else the
+        five low bits read as E3M2; INT: the two's complement magnitude; BDR: ``m`` shifted
+        by ``1 - tau``); ``zero``;
         ``inf`` and ``nan`` for the non-finite codes (E4M3's S.1111.111, E5M2's
         all-ones exponent; ``sig`` is 0 then).
 
@@ -125,10 +149,10 @@ class ElementDecoder(MXComponent):
     def __init__(self, *, fmt):
         f = get_format(fmt, element_only=True, param="fmt")
         self._fmt = f
-        super().__init__({
-            "code": In(f.bits),
-            "o": Out(decoded_layout(f)),
-        }, params={"fmt": f.name})
+        ports = {"code": In(f.bits), "o": Out(decoded_layout(f))}
+        if f.microexp_group:
+            ports["micro"] = In(f.microexp_bits)
+        super().__init__(ports, params={"fmt": f.name})
 
     @property
     def fmt(self) -> ElementFormat:
@@ -157,6 +181,8 @@ class ElementDecoder(MXComponent):
                 o.sig.eq(Mux(neg, -self.code.as_signed(), self.code)),
                 o.shift.eq(0),
             ]
+        elif f.kind is FormatKind.BDR:              # SPEC.md 11: m x 2^(1 - tau) x 2^(E - p)
+            m.d.comb += [o.sign.eq(code.sign), o.sig.eq(code.mant), o.shift.eq(~self.micro)]
         elif f.kind is FormatKind.MXSF:
             e, mant = code.exp, code.mant
             M = mant[:_MXSF_E3M2_MAN]

@@ -107,6 +107,9 @@ class MXGemm(MXComponent):
     def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None, dim=None, scale_rounding="floor",
                  rounding="rne", sr_bits=SR_DEFAULT_BITS, seed=0):
         f = get_format(fmt, element_only=True, param="fmt")
+        if not f.allows_tiles:
+            raise ValueError(f"fmt must be a format with 2D tiles for the GEMM (its operands are stored as "
+                             f"tiles); not {f.name!r}, whose blocks are 1D (SPEC.md 11)")
         check_power_of_two("block_size", block_size, 1, MAX_BLOCK_SIZE)
         f, lanes = check_array_params(f, rows, cols, block_size, lanes)
         check_power_of_two("lanes", lanes, 1, block_size)

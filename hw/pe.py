@@ -6,32 +6,61 @@ from amaranth.lib.wiring import In, Out
 
 from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, F32_CANONICAL_NAN, F32_INF_BITS,
                                    F32_SIGN_MASK)
-from mxsf.golden.constants import BF16_BITS, BF16_MAN_BITS, F32_BITS
+from mxsf.golden.constants import BF16_BITS, BF16_MAN_BITS, F32_BITS, F32_MAN_BITS
 from mxsf.golden.formats import ElementFormat, get_format
 from mxsf.golden.options import Accumulator, acc_mode
 from mxsf.golden.params import MAX_BLOCK_SIZE, check_divisor, check_int
 
 from .base import MXComponent
-from .formats import ElementDecoder, product_width
+from .formats import ElementDecoder, product_width, unit_exp
 from .fp32 import Float32Adder, IntToFloat32
 from .layouts import E8M0, BFloat16, Float32, element_layout
 
-__all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree"]
+__all__ = ["MXProcessingElement", "mx_beat_layout", "adder_tree", "blocks_per_beat", "check_bdr_shape"]
+
+
+def blocks_per_beat(fmt, lanes: int) -> int:
+    """Whole blocks a beat carries: ``lanes // 16`` for a BDR PE wider than its fixed
+    16-element block (SPEC.md 11), else 1."""
+    fixed = get_format(fmt, element_only=True).fixed_block_size
+    return lanes // fixed if fixed is not None and lanes > fixed else 1
 
 
 def mx_beat_layout(fmt, lanes: int) -> data.StructLayout:
     """One input beat of the MX PE: ``lanes`` codes of A and of B, two E8M0 scales, framing.
 
-    Codes are :func:`~mxsf.hw.layouts.element_layout` structs, scales :class:`~mxsf.hw.layouts.E8M0`."""
+    Codes are :func:`~mxsf.hw.layouts.element_layout` structs, scales :class:`~mxsf.hw.layouts.E8M0`.
+    BDR formats (SPEC.md 11) add ``micro_a``/``micro_b``, one plain microexponent bit per pair
+    of lanes; a beat of ``n > 1`` whole blocks has arrays of ``n`` scales (block 0 first)."""
     f = get_format(fmt, element_only=True)
-    return data.StructLayout({
+    nbb = blocks_per_beat(f, lanes)
+    scale = E8M0 if nbb == 1 else data.ArrayLayout(E8M0, nbb)
+    fields = {
         "a": data.ArrayLayout(element_layout(f), lanes),
         "b": data.ArrayLayout(element_layout(f), lanes),
-        "scale_a": E8M0,
-        "scale_b": E8M0,
+        "scale_a": scale,
+        "scale_b": scale,
         "first": 1,
         "last": 1,
-    })
+    }
+    if f.microexp_group:
+        fields["micro_a"] = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
+        fields["micro_b"] = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
+    return data.StructLayout(fields)
+
+
+def check_bdr_shape(f: ElementFormat, block_size, lanes) -> None:
+    """BDR PE shape: block 16 (SPEC.md 11); lanes whole pairs, dividing the block or whole blocks."""
+    fixed, group = f.fixed_block_size, f.microexp_group
+    if block_size != fixed:
+        raise ValueError(f"block_size must be {fixed} for {f.name} (SPEC.md 11: a block of {fixed} elements "
+                         f"shares one exponent), not {block_size!r}")
+    check_int("lanes", lanes, 1, MAX_BLOCK_SIZE)
+    divisors = [d for d in range(group, fixed + 1, group) if fixed % d == 0]
+    if lanes not in divisors and lanes % fixed:
+        raise ValueError(f"lanes must be one of {divisors} or a multiple of {fixed} up to {MAX_BLOCK_SIZE} "
+                         f"for {f.name} (whole microexponent pairs a beat, whole blocks when wider than one), "
+                         f"not {lanes!r}")
 
 
 def adder_tree(terms):
@@ -73,6 +102,13 @@ class MXProcessingElement(MXComponent):
     subnormals kept, canonical qNaN 0x7FC00000; a NaN scale 0xFF, a NaN element,
     Inf x 0 or +Inf and -Inf products in a block make the block NaN).
 
+    Shared-microexponent formats (``mx9``/``mx6``/``mx4``, SPEC.md 11): the decoders take
+    each element's pair microexponent (``sig = m``, ``shift = 1 - tau``), so products carry
+    the pair shifts and the block sum stays exact; ``s x 2^(Ea + Eb - 2p)`` is rounded once.
+    Their block is 16; a PE with ``lanes = n x 16`` takes ``n`` whole blocks a beat, with an
+    adder tree and a rounder per block and ``n`` additions chained in block order in the
+    accumulation stage (``acc + d_0 + ... + d_(n-1)``, each rounded: SPEC.md 5 and 10).
+
     With ``acc="bf16"`` (SPEC.md 10) the block results ``d`` stay float32 and the
     accumulator is bfloat16: each step is one RNE rounding of the exact ``acc + d`` to
     bfloat16 (the same adder, :class:`~mxsf.hw.fp32.Float32Adder` with ``man_width=7``),
@@ -82,11 +118,13 @@ class MXProcessingElement(MXComponent):
     ----------
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
-    block_size : int
-        Elements per block sharing one pair of scales, in [1, 1024].
+    block_size : int or None
+        Elements per block sharing one pair of scales, in [1, 1024]; 16 for BDR formats
+        (default: the format's, 32 or 16).
     lanes : int
         Element pairs per beat, dividing ``block_size`` (default ``block_size``):
-        a block takes ``block_size // lanes`` beats.
+        a block takes ``block_size // lanes`` beats. BDR formats: an even divisor of 16,
+        or a multiple of 16 up to 1024 (several blocks a beat).
     acc : {"fp32", "bf16"} or Accumulator
         Accumulator format (default ``fp32``).
 
@@ -94,9 +132,10 @@ class MXProcessingElement(MXComponent):
     -------
     i : In(stream.Signature(mx_beat_layout(fmt, lanes), always_ready=True))
         Beats: ``a``/``b`` element codes (lane 0 first), ``scale_a``/``scale_b``
-        (E8M0, taken on a block's first beat), ``first`` (starts a dot product,
-        abandoning an unfinished one), ``last`` (ends it; also ends its block,
-        whose missing elements count as zeros). A dot product also starts with the
+        (E8M0, taken on a block's first beat; arrays of one per block when a beat holds
+        several), ``micro_a``/``micro_b`` (BDR: one bit per pair of lanes), ``first``
+        (starts a dot product, abandoning an unfinished one), ``last`` (ends it; also ends
+        its block, whose missing elements count as zeros). A dot product also starts with the
         first beat after a ``last``. Always ready: no back-pressure, a beat may
         come every cycle, ``valid`` may drop between any beats.
     o : Out(stream.Signature(Float32 or BFloat16, always_ready=True))
@@ -110,7 +149,8 @@ class MXProcessingElement(MXComponent):
     TypeError
         A parameter of the wrong type.
     ValueError
-        Unknown format, ``block_size`` out of range, ``lanes`` not a divisor of it, bad ``acc``.
+        Unknown format, ``block_size`` out of range (or not 16 for a BDR format),
+        ``lanes`` not a divisor of it (BDR: not an even divisor or a multiple of 16), bad ``acc``.
 
     Latency
     -------
@@ -119,12 +159,16 @@ class MXProcessingElement(MXComponent):
     float32 accumulation. Throughput one beat per cycle.
     """
 
-    def __init__(self, *, fmt, block_size=32, lanes=None, acc="fp32"):
+    def __init__(self, *, fmt, block_size=None, lanes=None, acc="fp32"):
         f = get_format(fmt, element_only=True, param="fmt")
         self._acc = acc_mode(acc)
+        block_size = f.default_block_size if block_size is None else block_size
         check_int("block_size", block_size, 1, MAX_BLOCK_SIZE)
         lanes = block_size if lanes is None else lanes
-        check_divisor("lanes", lanes, block_size, "block_size")
+        if f.fixed_block_size is not None:
+            check_bdr_shape(f, block_size, lanes)
+        else:
+            check_divisor("lanes", lanes, block_size, "block_size")
         self._fmt, self._block_size, self._lanes = f, block_size, lanes
         super().__init__({
             "i": In(stream.Signature(mx_beat_layout(f, lanes), always_ready=True)),
@@ -157,7 +201,11 @@ class MXProcessingElement(MXComponent):
 
     @property
     def beats_per_block(self) -> int:
-        return self._block_size // self._lanes
+        return max(1, self._block_size // self._lanes)
+
+    @property
+    def blocks_per_beat(self) -> int:
+        return blocks_per_beat(self._fmt, self._lanes)
 
     @property
     def latency(self) -> int:
@@ -172,19 +220,22 @@ class MXProcessingElement(MXComponent):
     def elaborate(self, platform):
         m = Module()
         f: ElementFormat = self._fmt
-        lanes, bpb = self._lanes, self.beats_per_block
+        lanes, bpb, nbb = self._lanes, self.beats_per_block, self.blocks_per_beat
+        slot = lanes // nbb                     # lanes of one block slot of a beat
 
         # ---- widths, all derived from the format and the E8M0 scale ------------------------
-        p_width = product_width(f)                              # |a_i b_i| in 2^(2 lsb) units
+        p_width = product_width(f)                              # |a_i b_i| in 2^(2 unit) units
         term_shape = signed(p_width + 1)                        # a product with its sign
-        beat_width = p_width + 1 + (lanes - 1).bit_length() + 1  # signed sum of one beat (+ neg count)
+        beat_width = p_width + 1 + (slot - 1).bit_length() + 1  # signed sum of one slot (+ neg count)
         block_width = p_width + 1 + (self._block_size - 1).bit_length() + 1   # signed block sum
         scale_max = (1 << E8M0_BITS) - 1                         # largest scale byte
         k_shape = signed(E8M0_BITS + 3)                          # sum of two scale bytes, signed
-        k_offset = 2 * f.lsb_exp - 2 * E8M0_BIAS                 # s x 2^(Ea+Eb) in 2^(2 lsb) units
+        k_offset = 2 * unit_exp(f) - 2 * E8M0_BIAS               # s x 2^(Ea+Eb) in 2^(2 unit) units
         k_min, k_max = k_offset, 2 * scale_max + k_offset
 
         beat = self.i.payload
+        scales_a = [E8M0(beat.scale_a)] if nbb == 1 else [E8M0(beat.scale_a[j]) for j in range(nbb)]
+        scales_b = [E8M0(beat.scale_b)] if nbb == 1 else [E8M0(beat.scale_b[j]) for j in range(nbb)]
 
         # ---- stage 1: framing, decode, products ---------------------------------------
         beat_idx = Signal(range(max(bpb, 2)))
@@ -201,19 +252,22 @@ class MXProcessingElement(MXComponent):
             frame0.dot_end.eq(beat.last),
             frame0.dot_first.eq(Mux(frame0.block_start, beat.first | dot_fresh, blk_dot_first)),
         ]
-        scale_a, scale_b = E8M0(beat.scale_a), E8M0(beat.scale_b)
-        scale_sum = Signal(k_shape)
-        nan_scale = Signal()
-        m.d.comb += [
-            scale_sum.eq(Mux(frame0.block_start, scale_a.biased + scale_b.biased, blk_k)),
-            nan_scale.eq(Mux(frame0.block_start, scale_a.is_nan() | scale_b.is_nan(), blk_nan_scale)),
-        ]
+        # per block slot: scale_a + scale_b and the NaN-scale flag (held over a multi-beat
+        # block; a beat of several blocks has one-beat blocks)
+        scale_sums = [Signal(k_shape, name=f"scale_sum{j}") for j in range(nbb)]
+        nan_scales = [Signal(name=f"nan_scale{j}") for j in range(nbb)]
+        for j in range(nbb):
+            sa, sb = scales_a[j], scales_b[j]
+            m.d.comb += [
+                scale_sums[j].eq(Mux(frame0.block_start, sa.biased + sb.biased, blk_k)),
+                nan_scales[j].eq(Mux(frame0.block_start, sa.is_nan() | sb.is_nan(), blk_nan_scale)),
+            ]
         with m.If(self.i.valid):
             m.d.sync += [
                 beat_idx.eq(Mux(frame0.block_end, 0, cur_idx + 1)),
                 dot_fresh.eq(beat.last),
-                blk_k.eq(scale_sum),
-                blk_nan_scale.eq(nan_scale),
+                blk_k.eq(scale_sums[0]),
+                blk_nan_scale.eq(nan_scales[0]),
                 blk_dot_first.eq(frame0.dot_first),
             ]
 
@@ -223,6 +277,9 @@ class MXProcessingElement(MXComponent):
             m.submodules[f"dec_a{lane}"] = da
             m.submodules[f"dec_b{lane}"] = db
             m.d.comb += [da.code.eq(beat.a[lane]), db.code.eq(beat.b[lane])]
+            if f.microexp_group:            # the pair's microexponent sets the element's shift
+                pair = lane // f.microexp_group
+                m.d.comb += [da.micro.eq(beat.micro_a[pair]), db.micro.eq(beat.micro_b[pair])]
             x, y = da.o, db.o
             mag = Signal(unsigned(p_width), name=f"prod{lane}")
             m.d.comb += mag.eq((x.sig * y.sig) << (x.shift + y.shift))
@@ -241,82 +298,90 @@ class MXProcessingElement(MXComponent):
                 m.d.comb += [sp.nan.eq(nan), sp.pinf.eq(inf & ~neg), sp.ninf.eq(inf & neg)]
                 specials.append(sp)
 
-        sp0 = Signal(_Specials)
-        if specials:
-            m.d.comb += [
-                sp0.nan.eq(_any(s.nan for s in specials)),
-                sp0.pinf.eq(_any(s.pinf for s in specials)),
-                sp0.ninf.eq(_any(s.ninf for s in specials)),
-            ]
-
-        # ---- stage 1: adder tree (no register on the products: it would cost a
-        # register per lane; the tree follows the multipliers in the same cycle) -------
+        # ---- stage 1: one adder tree per block slot (no register on the products: it
+        # would cost a register per lane; the tree follows the multipliers in the same cycle)
         v2 = Signal()
         frame2 = Signal(_Framing)
-        k2 = Signal(k_shape)
-        nan_scale2 = Signal()
-        beat_sum2 = Signal(signed(beat_width))
-        sp2 = Signal(_Specials)
-        m.d.sync += [
-            v2.eq(self.i.valid), frame2.eq(frame0), k2.eq(scale_sum), nan_scale2.eq(nan_scale),
-            sp2.eq(sp0), beat_sum2.eq(adder_tree(terms) + sum(negs)),
-        ]
-
-        # ---- stage 2: block accumulation (multi-beat blocks) and rounding -----------------
-        block_sum = Signal(signed(block_width))
-        block_sp = Signal(_Specials)
-        if bpb == 1:
-            m.d.comb += [block_sum.eq(beat_sum2), block_sp.eq(sp2)]
-        else:
-            blk_acc = Signal(signed(block_width))
-            blk_sp = Signal(_Specials)
-            m.d.comb += [
-                block_sum.eq(Mux(frame2.block_start, 0, blk_acc) + beat_sum2),
-                block_sp.eq(Mux(frame2.block_start, 0, blk_sp.as_value()) | sp2.as_value()),
+        m.d.sync += [v2.eq(self.i.valid), frame2.eq(frame0)]
+        d3s = []
+        for j in range(nbb):
+            lo, hi = j * slot, (j + 1) * slot
+            sp0 = Signal(_Specials, name=f"special_beat{j}")
+            if specials:
+                m.d.comb += [
+                    sp0.nan.eq(_any(s.nan for s in specials[lo:hi])),
+                    sp0.pinf.eq(_any(s.pinf for s in specials[lo:hi])),
+                    sp0.ninf.eq(_any(s.ninf for s in specials[lo:hi])),
+                ]
+            k2 = Signal(k_shape, name=f"k2_{j}")
+            nan_scale2 = Signal(name=f"nan_scale2_{j}")
+            beat_sum2 = Signal(signed(beat_width), name=f"beat_sum2_{j}")
+            sp2 = Signal(_Specials, name=f"special2_{j}")
+            m.d.sync += [
+                k2.eq(scale_sums[j]), nan_scale2.eq(nan_scales[j]), sp2.eq(sp0),
+                beat_sum2.eq(adder_tree(terms[lo:hi]) + sum(negs[lo:hi])),
             ]
-            with m.If(v2):
-                m.d.sync += [blk_acc.eq(block_sum), blk_sp.eq(block_sp)]
 
-        rnd = IntToFloat32(int_width=block_width, exp_min=k_min, exp_max=k_max)
-        m.submodules.round = rnd
-        m.d.comb += [rnd.s.eq(block_sum), rnd.k.eq(k2 + k_offset)]
+            # ---- stage 2: block accumulation (multi-beat blocks) and rounding -------------
+            block_sum = Signal(signed(block_width), name=f"block_sum{j}")
+            block_sp = Signal(_Specials, name=f"block_special{j}")
+            if bpb == 1:
+                m.d.comb += [block_sum.eq(beat_sum2), block_sp.eq(sp2)]
+            else:
+                blk_acc = Signal(signed(block_width))
+                blk_sp = Signal(_Specials)
+                m.d.comb += [
+                    block_sum.eq(Mux(frame2.block_start, 0, blk_acc) + beat_sum2),
+                    block_sp.eq(Mux(frame2.block_start, 0, blk_sp.as_value()) | sp2.as_value()),
+                ]
+                with m.If(v2):
+                    m.d.sync += [blk_acc.eq(block_sum), blk_sp.eq(block_sp)]
 
-        d = Signal(Float32)
-        with m.If(nan_scale2 | block_sp.nan | (block_sp.pinf & block_sp.ninf)):
-            m.d.comb += d.eq(F32_CANONICAL_NAN)
-        with m.Elif(block_sp.pinf):
-            m.d.comb += d.eq(F32_INF_BITS)
-        with m.Elif(block_sp.ninf):
-            m.d.comb += d.eq(F32_SIGN_MASK | F32_INF_BITS)
-        with m.Else():
-            m.d.comb += d.eq(rnd.o)
+            rnd = IntToFloat32(int_width=block_width, exp_min=k_min, exp_max=k_max)
+            m.submodules[f"round{j}" if nbb > 1 else "round"] = rnd
+            m.d.comb += [rnd.s.eq(block_sum), rnd.k.eq(k2 + k_offset)]
+
+            d = Signal(Float32, name=f"d{j}")
+            with m.If(nan_scale2 | block_sp.nan | (block_sp.pinf & block_sp.ninf)):
+                m.d.comb += d.eq(F32_CANONICAL_NAN)
+            with m.Elif(block_sp.pinf):
+                m.d.comb += d.eq(F32_INF_BITS)
+            with m.Elif(block_sp.ninf):
+                m.d.comb += d.eq(F32_SIGN_MASK | F32_INF_BITS)
+            with m.Else():
+                m.d.comb += d.eq(rnd.o)
+            d3 = Signal(Float32, name=f"d3_{j}")
+            m.d.sync += d3.eq(d)
+            d3s.append(d3)
 
         v3 = Signal()
-        d3 = Signal(Float32)
         dot_first3 = Signal()
         dot_end3 = Signal()
         m.d.sync += [
             v3.eq(v2 & frame2.block_end),
-            d3.eq(d),
             dot_first3.eq(frame2.dot_first),
             dot_end3.eq(frame2.dot_end),
         ]
 
-        # ---- stage 3: float32 (or bfloat16) accumulation, in block order --------------------
+        # ---- stage 3: float32 (or bfloat16) accumulation, in block order (a chain when a
+        # beat holds several blocks: acc + d_0, then + d_1, ..., each one IEEE rounding) -------
         acc = Signal(self.result_layout)
-        if self._acc is Accumulator.FP32:
-            add = Float32Adder()
-            acc32 = acc
-        else:   # a bfloat16 is the top half of a binary32
-            add = Float32Adder(man_width=BF16_MAN_BITS)
-            acc32 = Cat(Const(0, F32_BITS - BF16_BITS), acc.as_value())
-        m.submodules.acc_add = add
-        m.d.comb += [add.a.eq(Mux(dot_first3, 0, acc32)), add.b.eq(d3)]
+
+        def as_f32(v):          # a bfloat16 is the top half of a binary32
+            return v if self._acc is Accumulator.FP32 else Cat(Const(0, F32_BITS - BF16_BITS), v)
+
+        man_width = F32_MAN_BITS if self._acc is Accumulator.FP32 else BF16_MAN_BITS
+        total = Mux(dot_first3, 0, as_f32(acc.as_value()))
+        for j, d3 in enumerate(d3s):
+            add = Float32Adder(man_width=man_width)
+            m.submodules[f"acc_add{j}" if nbb > 1 else "acc_add"] = add
+            m.d.comb += [add.a.eq(total), add.b.eq(d3)]
+            total = as_f32(add.o) if j < nbb - 1 else add.o
         with m.If(v3):
-            m.d.sync += acc.eq(add.o)
+            m.d.sync += acc.eq(total)
         m.d.sync += [
             self.o.valid.eq(v3 & dot_end3),
-            self.o.payload.eq(add.o),
+            self.o.payload.eq(total),
         ]
         return m
 

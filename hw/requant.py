@@ -6,6 +6,13 @@ range, the smallest normal exponent ``emin`` and the mantissa bits ``man_bits``)
 RNE step on the float32 bits. :class:`TileRequantizer` buffers a tile in a double-buffered
 memory while the :class:`~mxsf.hw.maxexp.BlockMaxExponent` finds its scale, then streams
 the codes out.
+
+Shared-microexponent formats (``mx9``/``mx6``/``mx4``, SPEC.md 11) use the same machinery
+with a ``1 x 16`` tile, which is their block: the max-exponent finder gives ``E`` (their
+``emax_elem`` is 0), each pair's microexponent is ``tau = 1`` when both magnitudes are below
+``2^E`` (a comparison of float32 bit patterns), and the element encoder runs at exponent
+``E - tau`` (the format's encoder segment is the grid ``m x 2^(1-p)``, so this is SPEC.md 11
+step 3). The output beat carries the pair bits beside the codes.
 """
 
 
@@ -14,6 +21,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from mxsf.golden.bdr import check_bdr_options
 from mxsf.golden.constants import (E8M0_BIAS, E8M0_BITS, E8M0_MAX_EXP, E8M0_NAN, F32_BIAS,
                                    F32_EXP_BITS, F32_MAN_BITS)
 from mxsf.golden.formats import ElementFormat, FormatKind, get_format
@@ -203,14 +211,18 @@ class ElementEncoder(MXComponent):
 
 
 def requant_out_layout(fmt, lanes: int) -> data.StructLayout:
-    """One output beat: ``lanes`` element codes, the tile's E8M0 scale, tile marks."""
+    """One output beat: ``lanes`` element codes, the tile's E8M0 scale, tile marks (BDR
+    formats: also ``micro``, the microexponents of the beat's ``lanes // 2`` pairs)."""
     f = get_format(fmt, element_only=True)
-    return data.StructLayout({
+    fields = {
         "codes": data.ArrayLayout(element_layout(f), lanes),
         "scale": E8M0,
         "first": 1,
         "last": 1,
-    })
+    }
+    if f.microexp_group:
+        fields["micro"] = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
+    return data.StructLayout(fields)
 
 
 class TileRequantizer(MXComponent):
@@ -230,11 +242,12 @@ class TileRequantizer(MXComponent):
     ----------
     fmt : str
         Element format or OCP alias (any MX element format; not bf16).
-    rows, cols : int
-        Tile shape, each in [1, ``MAX_TILE_DIM`` = 1024], with ``rows * cols <= MAX_GROUP`` (65536).
+    rows, cols : int or None
+        Tile shape, each in [1, ``MAX_TILE_DIM`` = 1024], with ``rows * cols <= MAX_GROUP`` (65536)
+        (default 32 x 32; BDR formats ``mx9``/``mx6``/``mx4``: 1 x 16, their block, the only shape).
     lanes : int
         Values per beat, in both directions, in [1, min(rows * cols, ``MAX_LANES`` = 1024)], dividing
-        ``rows * cols`` (default ``cols``; a beat may span rows).
+        ``rows * cols`` (default ``cols``; a beat may span rows). BDR: 2, 4, 8 or 16.
     stages : int, optional
         Pipeline registers of the max-exponent comparator tree, in
         [0, min(ceil(log2(lanes)), beats - 1)]; default
@@ -261,7 +274,7 @@ class TileRequantizer(MXComponent):
     o : Out(stream.Signature(requant_out_layout(fmt, lanes)))
         ``codes`` (``lanes`` element codes, in input order), ``scale`` (the tile's E8M0
         byte, on every beat of the tile), ``first`` (first beat of a tile), ``last``
-        (last beat of a tile).
+        (last beat of a tile); BDR: ``micro`` (the pairs' microexponents, 0 in a NaN block).
 
     Raises
     ------
@@ -288,15 +301,26 @@ class TileRequantizer(MXComponent):
     a tile starts when its scale is known, in order, at most one beat a cycle.
     """
 
-    def __init__(self, *, fmt, rows=32, cols=32, lanes=None, stages=None, scale_rounding="floor",
+    def __init__(self, *, fmt, rows=None, cols=None, lanes=None, stages=None, scale_rounding="floor",
                  rounding="rne", sr_bits=SR_DEFAULT_BITS, seed=0):
         f = get_format(fmt, element_only=True, param="fmt")
         self._scale_rounding = scale_rounding_mode(scale_rounding)
         self._rounding = rounding_mode(rounding)
         self._sr_bits = check_sr_bits(sr_bits)
         self._seed = check_seed(seed)
+        bdr_block = f.fixed_block_size
+        if bdr_block:               # SPEC.md 11 fixes E (floor) and the RNE of m
+            check_bdr_options(f, self._scale_rounding, self._rounding)
+        rows = (1 if bdr_block else 32) if rows is None else rows
+        cols = (bdr_block or 32) if cols is None else cols
         check_int("rows", rows, 1, MAX_TILE_DIM)
         check_int("cols", cols, 1, MAX_TILE_DIM)
+        if bdr_block and (rows, cols) != (1, bdr_block):
+            raise ValueError(f"rows, cols must be 1, {bdr_block} for {f.name} (a tile is one block of "
+                             f"{bdr_block} along a row, SPEC.md 11), not {rows}, {cols}")
+        if bdr_block and isinstance(lanes, int) and lanes % f.microexp_group:
+            raise ValueError(f"lanes must be one of [2, 4, 8, 16] for {f.name} (whole microexponent "
+                             f"pairs a beat), not {lanes!r}")
         if rows * cols > MAX_GROUP:
             raise ValueError(f"rows * cols must be at most {MAX_GROUP}, not {rows} * {cols} = {rows * cols}")
         n = rows * cols
@@ -513,6 +537,19 @@ class TileRequantizer(MXComponent):
                 m.d.sync += r_idx.eq(r_idx + 1)
 
         s1_nan = s1_scale.is_nan()
+        # BDR: a pair's microexponent is 1 when both |v| < 2^E, compared as float32 bit
+        # patterns (2^E has exponent field E + 127 = the scale byte; 2^-127 is 0x00400000)
+        micro = []
+        if f.microexp_group:
+            pow_e = Signal(F32_EXP_BITS + F32_MAN_BITS)
+            m.d.comb += pow_e.eq(Mux(s1_scale.biased == 0, 1 << (F32_MAN_BITS - 1),
+                                     s1_scale.biased << F32_MAN_BITS))
+            for k in range(0, lanes, f.microexp_group):
+                tau = Signal(name=f"tau{k // f.microexp_group}")
+                below = [rp.data[k + j].as_value()[:F32_EXP_BITS + F32_MAN_BITS] < pow_e
+                         for j in range(f.microexp_group)]
+                m.d.comb += tau.eq(_all(below) & ~s1_nan)
+                micro.append(tau)
         codes = []
         for k in range(lanes):
             if stochastic:
@@ -522,7 +559,10 @@ class TileRequantizer(MXComponent):
             else:
                 enc = ElementEncoder(fmt=f)
             m.submodules[f"enc{k}"] = enc
-            m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(s1_scale.exponent())]
+            exp = s1_scale.exponent()
+            if micro:                       # BDR: the element grid of its pair, at E - tau
+                exp = exp - micro[k // f.microexp_group]
+            m.d.comb += [enc.value.eq(rp.data[k]), enc.exp.eq(exp)]
             codes.append(Mux(s1_nan, 0, enc.code.as_value()))
 
         out = self.o.payload
@@ -534,4 +574,13 @@ class TileRequantizer(MXComponent):
                 out.first.eq(s1_first),
                 out.last.eq(s1_last),
             ]
+            if micro:
+                m.d.sync += out.micro.as_value().eq(Cat(*micro))
         return m
+
+
+def _all(bits):
+    out = 1
+    for b in bits:
+        out = out & b
+    return out

@@ -11,7 +11,7 @@ from mxsf.golden.params import MAX_ARRAY_DIM, MAX_BLOCK_SIZE, check_divisor, che
 from .base import MXComponent
 from .bf16_pe import MAX_BF16_LANES, BF16ProcessingElement
 from .layouts import E8M0, BFloat16, Float32, element_layout
-from .pe import MXProcessingElement
+from .pe import MXProcessingElement, check_bdr_shape
 
 __all__ = ["SystolicArray", "array_beat_layout", "array_row_layout", "check_array_params"]
 
@@ -25,8 +25,9 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
 
     ``a[i][l]`` is element ``l`` of row ``i`` of A, ``b[j][l]`` element ``l`` of column
     ``j`` of B; ``scale_a[i]``/``scale_b[j]`` their E8M0 block scales (MX formats only,
-    taken on a block's first beat); ``first``/``last`` frame the tile's dot products
-    exactly as for one PE.
+    taken on a block's first beat); ``micro_a[i]``/``micro_b[j]`` (BDR formats only, SPEC.md
+    11) one microexponent bit per pair of lanes; ``first``/``last`` frame the tile's dot
+    products exactly as for one PE.
     """
     f = get_format(fmt)
     e = _elem_shape(f)
@@ -35,6 +36,10 @@ def array_beat_layout(fmt, rows: int, cols: int, lanes: int) -> data.StructLayou
     if f.is_element:
         fields["scale_a"] = data.ArrayLayout(E8M0, rows)
         fields["scale_b"] = data.ArrayLayout(E8M0, cols)
+    if f.microexp_group:
+        micro = data.ArrayLayout(f.microexp_bits, lanes // f.microexp_group)
+        fields["micro_a"] = data.ArrayLayout(micro, rows)
+        fields["micro_b"] = data.ArrayLayout(micro, cols)
     fields["first"] = 1
     fields["last"] = 1
     return data.StructLayout(fields)
@@ -59,7 +64,12 @@ def check_array_params(fmt, rows, cols, block_size, lanes):
     check_int("block_size", block_size, 1, MAX_BLOCK_SIZE)
     if lanes is None:
         lanes = block_size
-    if f.is_element:
+    if f.microexp_group:
+        check_bdr_shape(f, block_size, lanes)
+        if lanes > block_size:
+            raise ValueError(f"lanes must be one of {[d for d in (2, 4, 8, 16) if d <= block_size]} for a "
+                             f"{f.name} array (a PE of the array reads a block in whole beats), not {lanes!r}")
+    elif f.is_element:
         check_divisor("lanes", lanes, block_size, "block_size")
     else:
         check_int("lanes", lanes, 1, MAX_BF16_LANES)
@@ -109,11 +119,13 @@ class SystolicArray(MXComponent):
         MX element format (or OCP alias), or ``"bf16"``.
     rows, cols : int
         Array size, each in [1, ``MAX_ARRAY_DIM`` = 64].
-    block_size : int
-        Elements per K-block sharing one scale, in [1, ``MAX_BLOCK_SIZE`` = 1024] (MX formats).
+    block_size : int or None
+        Elements per K-block sharing one scale, in [1, ``MAX_BLOCK_SIZE`` = 1024] (MX formats;
+        default the format's: 32, or 16 for ``mx9``/``mx6``/``mx4``, which accept only 16).
     lanes : int
         K-elements per beat per row/column (default ``block_size``); a divisor of
-        ``block_size`` for MX formats, in [1, ``MAX_BF16_LANES`` = 64] for bf16.
+        ``block_size`` for MX formats (BDR: 2, 4, 8 or 16, whole microexponent pairs; a
+        BDR beat also carries ``micro_a``/``micro_b``), in [1, ``MAX_BF16_LANES`` = 64] for bf16.
     acc : {"fp32", "bf16"} or Accumulator
         Accumulator of the MX PEs (SPEC.md 10, default ``fp32``); with ``bf16`` the results
         are :class:`~mxsf.hw.layouts.BFloat16` (``result_layout``). The BF16 baseline array
@@ -151,7 +163,10 @@ class SystolicArray(MXComponent):
     as long as a tile has at least ``rows`` beats (K >= ``rows * lanes``).
     """
 
-    def __init__(self, *, fmt, rows, cols, block_size=32, lanes=None, acc="fp32"):
+    def __init__(self, *, fmt, rows, cols, block_size=None, lanes=None, acc="fp32"):
+        if block_size is None:
+            fb = get_format(fmt, param="fmt")
+            block_size = fb.default_block_size if fb.is_element else 32
         f, lanes = check_array_params(fmt, rows, cols, block_size, lanes)
         self._acc = acc_mode(acc)
         if not f.is_element and self._acc is not Accumulator.FP32:
@@ -252,6 +267,11 @@ class SystolicArray(MXComponent):
         if mx:
             a_fields["scale_a"] = E8M0
             b_fields["scale_b"] = E8M0
+        bdr = bool(mx and self._fmt.microexp_group)
+        if bdr:                             # the pair microexponents travel with the codes
+            micro = data.ArrayLayout(self._fmt.microexp_bits, lanes // self._fmt.microexp_group)
+            a_fields["micro_a"] = micro
+            b_fields["micro_b"] = micro
         a_side = data.StructLayout(a_fields)
         b_side = data.StructLayout(b_fields)
 
@@ -276,6 +296,8 @@ class SystolicArray(MXComponent):
                          stage.a.eq(beat.a[i])]
             if mx:
                 m.d.comb += stage.scale_a.eq(beat.scale_a[i])
+            if bdr:
+                m.d.comb += stage.micro_a.eq(beat.micro_a[i])
             a_edge.append(_delay(m, stage, a_side, i + 1, f"a_skew{i}"))
         b_edge = []
         for j in range(cols):
@@ -283,6 +305,8 @@ class SystolicArray(MXComponent):
             m.d.comb += stage.b.eq(beat.b[j])
             if mx:
                 m.d.comb += stage.scale_b.eq(beat.scale_b[j])
+            if bdr:
+                m.d.comb += stage.micro_b.eq(beat.micro_b[j])
             b_edge.append(_delay(m, stage, b_side, j + 1, f"b_skew{j}"))
 
         # ---- the grid ---------------------------------------------------------------------
@@ -314,6 +338,8 @@ class SystolicArray(MXComponent):
                 ]
                 if mx:
                     m.d.comb += [pe.i.payload.scale_a.eq(av.scale_a), pe.i.payload.scale_b.eq(bv.scale_b)]
+                if bdr:
+                    m.d.comb += [pe.i.payload.micro_a.eq(av.micro_a), pe.i.payload.micro_b.eq(bv.micro_b)]
 
         # ---- drain: merge each column's results, deskew columns into rows ------------------
         out_c = []

@@ -22,7 +22,10 @@ rules side by side.
 
 ``bf16`` is the reference: every element rounded to bfloat16
 (:func:`mxsf.golden.to_bf16`); it has no blocks, so its 1D and tile figures are
-the same. :func:`default_sqnr` gives the mean SQNR over the default
+the same. A format with a fixed block (the shared-microexponent ``mx9``, ``mx6``,
+``mx4``: 16 elements, SPEC.md 11) is measured in its own 1D blocks whatever
+``block_size`` says, has no tile figures (NaN: SPEC.md 11 defines no tiles), and takes only
+``scale_rounding="floor"`` and ``rounding="rne"``. :func:`default_sqnr` gives the mean SQNR over the default
 distributions, which ``mxsf compare`` plots beside area.
 
 Pure NumPy.
@@ -37,7 +40,8 @@ import numpy as np
 from mxsf.golden.formats import ELEMENT_FORMATS, get_format
 from mxsf.golden.matmul import to_bf16
 from mxsf.golden.constants import E8M0_BIAS, E8M0_NAN
-from mxsf.golden.options import ScaleRounding, scale_rounding_mode
+from mxsf.golden.bdr import check_bdr_options
+from mxsf.golden.options import Rounding, ScaleRounding, rounding_mode, scale_rounding_mode
 from mxsf.golden.quantize import as_float32, check_block_size, dequantize, quantize, quantize_tiles
 
 __all__ = [
@@ -134,6 +138,10 @@ def as_matrix(x) -> np.ndarray:
 
 
 def _quantized(x, f, *, block_size, tile, options):
+    if tile is not None and not f.allows_tiles:
+        raise ValueError(f"tile must be None for {f.name}: its blocks are 1D (SPEC.md 11), not {tile!r}")
+    if f.fixed_block_size is not None:
+        block_size = f.fixed_block_size
     if tile is not None:
         return quantize_tiles(x, f, tile=tuple(tile), **options)
     return quantize(x, f, block_size=block_size, axis=-1, **options)
@@ -214,7 +222,9 @@ def format_accuracy(x, fmt, *, block_size: int = DEFAULT_BLOCK_SIZE, tile=DEFAUL
 
     ``x`` is taken through :func:`as_matrix`. Returns ``{"1d": metrics, "tile": metrics}``
     with the dicts of :func:`error_metrics` plus ``clipped_frac`` (the same dict twice for
-    ``bf16``, whose clipped fraction is 0). ``options`` as :func:`fake_quantize`.
+    ``bf16``, whose clipped fraction is 0; NaN tile metrics and the format's own 16-element
+    blocks for ``mx9``/``mx6``/``mx4``, which take only the default options: SPEC.md 11).
+    ``options`` as :func:`fake_quantize`.
     """
     f = get_format(fmt)
     bs = check_block_size(block_size)
@@ -223,6 +233,10 @@ def format_accuracy(x, fmt, *, block_size: int = DEFAULT_BLOCK_SIZE, tile=DEFAUL
     if f.name == REFERENCE_FORMAT:
         r = {**error_metrics(m, to_bf16(m)), "clipped_frac": 0.0}
         return {"1d": r, "tile": dict(r)}
+    if not f.allows_tiles:
+        q = _quantized(m, f, block_size=bs, tile=None, options=options)
+        r = {**error_metrics(m, dequantize(q)), "clipped_frac": clipped_fraction(m, q)}
+        return {"1d": r, "tile": {**{k: float("nan") for k in r if k != "n"}, "n": r["n"]}}
     out = {}
     for key, kw in (("1d", dict(block_size=bs, tile=None)), ("tile", dict(block_size=None, tile=tl))):
         q = _quantized(m, f, options=options, **kw)
@@ -268,6 +282,9 @@ def accuracy_table(formats="all", *, distributions=None, block_size: int = DEFAU
         Scale rules measured side by side (:func:`scale_rounding_modes`; default ``floor``).
     rounding, sr_bits, sr_seed
         Element rounding options (SPEC.md 9); ``sr_seed`` is the generator's ``seed``.
+        The BDR formats (``mx9``, ``mx6``, ``mx4``) take only ``floor`` and ``rne``
+        (SPEC.md 11): they get a ``floor`` row when ``floor`` is asked for with ``rne``, and
+        no row otherwise (a ValueError when such a format is the only one asked for).
 
     Returns
     -------
@@ -284,7 +301,15 @@ def accuracy_table(formats="all", *, distributions=None, block_size: int = DEFAU
         data[k] = as_matrix(v)
     rows = []
     for n in names:
-        for mode in (["-"] if n == REFERENCE_FORMAT else modes):
+        if n == REFERENCE_FORMAT:
+            fmodes = ["-"]
+        elif get_format(n).microexp_group:          # BDR: floor and rne only (SPEC.md 11)
+            fmodes = ["floor"] if "floor" in modes and rounding_mode(rounding) is Rounding.RNE else []
+            if not fmodes and len(names) == 1:       # nothing else asked for: say why
+                check_bdr_options(get_format(n), modes[0], rounding)
+        else:
+            fmodes = modes
+        for mode in fmodes:
             opts = {} if mode == "-" else dict(scale_rounding=mode, rounding=rounding, sr_bits=sr_bits,
                                                seed=sr_seed)
             for d, x in data.items():

@@ -458,6 +458,35 @@ def parse_array_sizes(text: str) -> list[tuple[int, int]]:
     return list(dict.fromkeys(sizes))
 
 
+def _fixed_block(params: dict, lanes_param: bool) -> dict:
+    """A format with a fixed block (mx9/mx6/mx4: 16, SPEC.md 11) takes it instead of the
+    sweep's ``block_size``; its ``lanes`` stay those of the other formats (given, or the
+    sweep's block size: the same MACs a cycle), so a 32-lane PE carries two blocks a beat."""
+    from mxsf.golden import get_format
+
+    if "block_size" in params and params.get("fmt") not in (None, "bf16"):
+        fixed = get_format(params["fmt"]).fixed_block_size
+        if fixed is not None:
+            out = {**params, "block_size": fixed}
+            sweep = params["block_size"]
+            if lanes_param and "lanes" not in out and (sweep % fixed == 0 or sweep in (2, 4, 8)):
+                out["lanes"] = sweep
+            return out
+    return params
+
+
+def _bdr_without_option(params: dict) -> bool:
+    """A BDR format (mx9/mx6/mx4) with a scale rule other than ``floor`` or stochastic
+    rounding: SPEC.md 11 defines neither, so the sweep leaves that design out."""
+    from mxsf.golden import get_format
+
+    fmt = params.get("fmt")
+    if fmt in (None, "bf16") or not get_format(fmt).microexp_group:
+        return False
+    return (params.get("scale_rounding", "floor") != "floor"
+            or params.get("rounding", "rne") != "rne")
+
+
 def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: int = 32,
                  lanes: int | None = None,
                  arrays: Sequence[tuple[int, int]] | None = None,
@@ -470,7 +499,8 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
     ``cols`` from ``arrays`` (default 4x4), and the numerics options it takes from
     ``options`` (``acc``, ``scale_rounding``, ``rounding``, ``sr_bits``, ``seed``; SPEC.md
     8-10). References (always default options): the BF16 PE with 1 lane and the
-    ``fp8_e4m3`` PE with ``block_size`` and ``lanes``.
+    ``fp8_e4m3`` PE with ``block_size`` and ``lanes``. Formats with a fixed block size
+    (``mx9``/``mx6``/``mx4``: 16) use it instead of ``block_size``.
 
     Raises
     ------
@@ -514,7 +544,8 @@ def plan_compare(designs: Sequence[str], formats: Sequence[str], *, block_size: 
         combos: list[dict[str, Any]] = [{}]
         for axis in axes:
             combos = [{**combo, **choice} for combo in combos for choice in axis]
-        choices += [(spec.name, combo) for combo in combos]
+        choices += [(spec.name, _fixed_block(combo, "lanes" in spec.params)) for combo in combos
+                    if not _bdr_without_option(combo)]
 
     jobs: dict[tuple[str, str], SynthJob] = {}
     for name, params in choices:

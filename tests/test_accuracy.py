@@ -41,10 +41,17 @@ def test_metrics_match_direct_computation(fmt, dist):
     r = acc.format_accuracy(x, fmt, block_size=16, tile=(8, 32))
     if fmt == "bf16":
         xq1 = xqt = x.astype(ml_dtypes.bfloat16).astype(np.float32)
+    elif fmt in ("mx9", "mx6", "mx4"):         # SPEC.md 11: 1D blocks of 16 only, no tiles
+        xq1, xqt = dequantize(quantize(x, fmt, block_size=16, axis=1)), None
+        assert all(math.isnan(r["tile"][k]) for k in ("sqnr_db", "max_rel_err", "flushed_frac"))
+        # the fixed block wins over block_size
+        assert acc.format_accuracy(x, fmt, block_size=32, tile=(8, 32))["1d"] == r["1d"]
     else:
         xq1 = dequantize(quantize(x, fmt, block_size=16, axis=1))
         xqt = dequantize(quantize_tiles(x, fmt, tile=(8, 32)))
     for key, xq in (("1d", xq1), ("tile", xqt)):
+        if xq is None:
+            continue
         sqnr, mre = direct(x, xq)
         assert r[key]["sqnr_db"] == pytest.approx(sqnr, rel=1e-12, abs=1e-9)
         assert r[key]["max_rel_err"] == pytest.approx(mre, rel=1e-12)
@@ -233,3 +240,19 @@ def test_cli_numerics_options(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err == f"mxsf: error: {msg}\n", err
+
+
+def test_bdr_rows_floor_rne_only():
+    """mx9/mx6/mx4 take only floor and rne (SPEC.md 11): one floor row beside the other rules,
+    none under stochastic rounding, and a ValueError when they are all that was asked for."""
+    rows = acc.accuracy_table(["fp8_e4m3", "mx9"], distributions=["gaussian"], size=(16, 32),
+                              scale_rounding="all")
+    assert [(r["format"], r["scale_rounding"]) for r in rows] == [
+        ("fp8_e4m3", "floor"), ("fp8_e4m3", "ceil"), ("fp8_e4m3", "even"), ("mx9", "floor")]
+    rows = acc.accuracy_table(["fp8_e4m3", "mx9"], distributions=["gaussian"], size=(16, 32),
+                              rounding="stochastic")
+    assert [r["format"] for r in rows] == ["fp8_e4m3"]
+    with pytest.raises(ValueError, match=r"^rounding='stochastic' is not defined for mx9"):
+        acc.accuracy_table(["mx9"], distributions=["gaussian"], size=(16, 32), rounding="stochastic")
+    with pytest.raises(ValueError, match=r"^scale_rounding='ceil' is not defined for mx6"):
+        acc.format_accuracy(np.ones((2, 16), np.float32), "mx6", scale_rounding="ceil")

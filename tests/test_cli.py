@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mxsf.cli import main
-from mxsf.golden import ELEMENT_FORMATS, dequantize, error_stats, get_format, quantize_tiles
+from mxsf.golden import ELEMENT_FORMATS, dequantize, error_stats, get_format, quantize, quantize_tiles
 from mxsf.golden.quantize import MXArray
 from simsupport import require_simulator
 
@@ -98,7 +98,8 @@ ARRAY_FORMATS = [*ELEMENT_FORMATS, "bf16"]
 
 @pytest.mark.parametrize("fmt", ARRAY_FORMATS)
 def test_generate_array_every_format(tmp_path, capsys, fmt):
-    assert main(["generate", "array", "--fmt", fmt, "--rows", "2", "--cols", "3", "--block-size", "2",
+    block = (fmt != "bf16" and get_format(fmt).fixed_block_size) or 2     # mx9/mx6/mx4: 16
+    assert main(["generate", "array", "--fmt", fmt, "--rows", "2", "--cols", "3", "--block-size", str(block),
                  "--lanes", "2", "-o", str(tmp_path)]) == 0
     (side_path,) = tmp_path.glob("*.json")
     side = json.loads(side_path.read_text())
@@ -110,7 +111,7 @@ def test_generate_array_every_format(tmp_path, capsys, fmt):
 
 
 @pytest.mark.parametrize("fmt", [f if f != "fp8_e5m2" else pytest.param(f, marks=pytest.mark.slow)
-                                 for f in ARRAY_FORMATS if f != "bf16"])
+                                 for f in ARRAY_FORMATS if f != "bf16" and get_format(f).allows_tiles])
 def test_generate_gemm_every_format(tmp_path, fmt):
     assert main(["generate", "gemm", "--fmt", fmt, "--tile", "2", "2", "--block-size", "2",
                  "--lanes", "2", "--dim", "4", "-o", str(tmp_path)]) == 0
@@ -125,6 +126,8 @@ def test_generate_gemm_every_format(tmp_path, fmt):
 
 @pytest.mark.parametrize("argv,needle", [
     (["generate", "gemm", "--fmt", "bf16", "--tile", "2", "2"], "fmt must be an MX element format"),
+    (["generate", "gemm", "--fmt", "mx9", "--tile", "2", "2"], "fmt must be a format with 2D tiles for the GEMM"),
+    (["generate", "pe", "--fmt", "mx6", "--block-size", "32"], "block_size must be 16 for mx6 (SPEC.md 11"),
     (["generate", "gemm", "--fmt", "mxsf", "--tile", "2", "2", "--block-size", "4", "--dim", "6"],
      "dim must be a multiple of block_size=4, not 6"),
     (["generate", "array", "--fmt", "mxsf", "--rows", "65", "--cols", "2"], "rows must be an integer in [1, 64]"),
@@ -146,3 +149,24 @@ def test_test_command_runs_the_regression(tmp_path):
     assert code == 0, out + err
     assert "PASS pe.random_dots [verilator]" in out and "PASS pe.code_pairs [verilator]" in out
     assert out.strip().splitlines()[-1].endswith("passed, 0 failed")
+
+
+def test_quantize_bdr_writes_microexponents(tmp_path, capsys):
+    """mx9: blocks of 16 by default, the pair microexponents saved beside codes and exponents."""
+    x = np.random.default_rng(1).standard_normal((8, 40)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "q.npz"
+    assert main(["quantize", str(tmp_path / "x.npy"), "--fmt", "mx9", "-o", str(out)]) == 0
+    assert "1D blocks of 16" in capsys.readouterr().out
+    z = np.load(out)
+    ref = quantize(x, "mx9")
+    assert np.array_equal(z["codes"], ref.codes) and np.array_equal(z["microexp"], ref.microexp)
+    assert main(["quantize", str(tmp_path / "x.npy"), "--fmt", "mx9", "--block-size", "32", "-o", str(out)]) == 2
+    assert "block_size must be 16 for mx9" in capsys.readouterr().err
+
+
+def test_formats_table_bdr(capsys):
+    assert main(["formats"]) == 0
+    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines()[2:]}
+    for name, bpe in (("mx9", "9"), ("mx6", "6"), ("mx4", "4"), ("fp8_e4m3", "8.25")):
+        assert rows[name].rstrip(" |").endswith(bpe), rows[name]

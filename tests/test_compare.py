@@ -395,3 +395,12 @@ def test_compare_array_sizes(synth_dir, tmp_path):
     png = out / "area_vs_array.png"
     assert png.read_bytes()[:8] == _PNG_SIGNATURE
     assert "](area_vs_array.png)" in (out / "compare.md").read_text()
+
+
+def test_plan_bdr_formats_take_their_block_and_the_sweeps_lanes():
+    """mx9/mx6/mx4 are planned with their block of 16 and the sweep's MACs a cycle."""
+    jobs = {j.params["fmt"]: j for j in plan_compare(["pe"], ["mx9", "int8"]) if j.design == "pe"}
+    assert jobs["mx9"].params == {"fmt": "mx9", "block_size": 16, "lanes": 32} and jobs["mx9"].macs == 32
+    assert jobs["int8"].params == {"fmt": "int8", "block_size": 32, "lanes": 32}
+    small = {j.params["fmt"]: j for j in plan_compare(["pe"], ["mx6"], block_size=8, lanes=4) if j.design == "pe"}
+    assert small["mx6"].params == {"fmt": "mx6", "block_size": 16, "lanes": 4}

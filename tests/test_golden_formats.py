@@ -27,6 +27,10 @@ SPEC = {
     "int8": dict(kind="int", bits=8, largest=Fraction(127, 64), smallest=Fraction(1, 64), emax=0),
     "fp8_e2m5": dict(kind="fp", bits=8, e=2, m=5, bias=1, largest=Fraction(63, 8), smallest=TWO**-5, emax=2),
     "mxsf": dict(kind="mxsf", bits=8, largest=Fraction(63, 8), smallest=TWO**-9, emax=2),
+    # SPEC.md 11: the code table reads a code with microexponent 0, relative to 2^E: m x 2^-(p-1)
+    "mx9": dict(kind="bdr", bits=8, p=7, largest=Fraction(127, 64), smallest=Fraction(1, 64), emax=0),
+    "mx6": dict(kind="bdr", bits=5, p=4, largest=Fraction(15, 8), smallest=Fraction(1, 8), emax=0),
+    "mx4": dict(kind="bdr", bits=3, p=2, largest=Fraction(3, 2), smallest=Fraction(1, 2), emax=0),
     "bf16": dict(kind="fp", bits=16, e=8, m=7, bias=127, largest=(2 - TWO**-7) * TWO**127,
                  smallest=TWO**-133, emax=127),
 }
@@ -50,6 +54,9 @@ def spec_decode(name: str, code: int):
     if p["kind"] == "int":
         v = code - 256 if code >= 128 else code
         return "fin", Fraction(abs(v), 64), int(v < 0)
+    if p["kind"] == "bdr":
+        s, m = code >> p["p"], code & ((1 << p["p"]) - 1)
+        return "fin", m * TWO ** (1 - p["p"]), s
     if p["kind"] == "mxsf":
         e = (code >> 5) & 3
         m = code & 31

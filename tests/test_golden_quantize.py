@@ -785,12 +785,19 @@ def test_bad_format_raises(bad):
             assert repr(bad) in str(ei.value)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, 32.0, "32", True, None, (32,), 2**20 + 1])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, 32.0, "32", True, (32,), 2**20 + 1])
 def test_bad_block_size_raises(bad):
     with pytest.raises(ValueError) as ei:
         quantize(X2, "mxsf", block_size=bad)
     msg = str(ei.value)
     assert "block_size" in msg and repr(bad) in msg
+
+
+def test_block_size_none_is_the_format_default():
+    """``block_size=None`` (the default) is 32, or the fixed 16 of mx9/mx6/mx4 (SPEC.md 11)."""
+    assert quantize(X2, "mxsf", block_size=None).block_shape[-1] == 32
+    assert quantize(X2, "mxsf").block_shape[-1] == 32
+    assert quantize(X2, "mx9").block_shape[-1] == 16
 
 
 @pytest.mark.parametrize("bad", [(32,), (32, 32, 1), 32, "32x32", None, (0, 32), (32, 0), (-1, 4),

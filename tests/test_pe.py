@@ -18,13 +18,16 @@ from simsupport import require_simulator
 from mxsf.sim.run import run_checked, run_cocotb
 
 PE_TESTS = "mxsf.sim.tests.pe_tests"
+EIGHT_BIT = ["fp8_e4m3", "fp8_e5m2", "int8", "fp8_e2m5", "mxsf"]
+BDR = [f for f in ELEMENT_FORMATS if get_format(f).microexp_group]          # mx9, mx6, mx4
+SINGLE_SCALE = [f for f in ELEMENT_FORMATS if f not in BDR]
 
 
 # ------------------------------------------------------------------------------------
 # Element decoder: every code of every format
 
 
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+@pytest.mark.parametrize("fmt", SINGLE_SCALE)
 def test_decoder_every_code(fmt):
     f = get_format(fmt)
     dut = ElementDecoder(fmt=fmt)
@@ -50,6 +53,32 @@ def test_decoder_every_code(fmt):
             assert sign == (code >> (f.bits - 1) & 1), code
 
 
+@pytest.mark.parametrize("fmt", BDR)
+def test_bdr_decoder_every_code_and_microexponent(fmt):
+    """BDR: magnitude m x 2^(1 - tau) in units of 2^-p, sign from the top bit (SPEC.md 11)."""
+    f = get_format(fmt)
+    p = f.man_bits
+    dut = ElementDecoder(fmt=fmt)
+    got = {}
+
+    async def bench(ctx):
+        for tau in (0, 1):
+            for code in range(f.n_codes):
+                ctx.set(dut.code, code)
+                ctx.set(dut.micro, tau)
+                await ctx.delay(1e-9)
+                o = ctx.get(dut.o)
+                got[code, tau] = (o["sign"], o["sig"] << o["shift"], o["zero"], o["inf"], o["nan"])
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(got) == 2 * f.n_codes
+    for (code, tau), (sign, mag, zero, inf, nan) in got.items():
+        m = code & ((1 << p) - 1)
+        assert (sign, mag, zero, inf, nan) == (code >> p, m << (1 - tau), int(m == 0), 0, 0), (code, tau)
+
+
 # ------------------------------------------------------------------------------------
 # Parameters
 
@@ -67,6 +96,21 @@ def test_pe_parameter_errors():
         MXProcessingElement(fmt="mxsf", block_size=32, lanes=64)
     with pytest.raises(TypeError, match=r"^block_size must be an integer, not '32'$"):
         MXProcessingElement(fmt="mxsf", block_size="32")
+
+
+@pytest.mark.parametrize("fmt", BDR)
+def test_bdr_pe_parameter_errors(fmt):
+    with pytest.raises(ValueError, match=rf"^block_size must be 16 for {fmt} \(SPEC\.md 11.*not 32$"):
+        MXProcessingElement(fmt=fmt, block_size=32, lanes=32)
+    for bad in (1, 3, 6, 12, 24, 40):
+        with pytest.raises(ValueError, match=rf"^lanes must be one of \[2, 4, 8, 16\] or a multiple of 16 "
+                                             rf"up to 1024 for {fmt} .*, not {bad}$"):
+            MXProcessingElement(fmt=fmt, block_size=16, lanes=bad)
+    with pytest.raises(ValueError, match=r"^lanes must be an integer in \[1, 1024\], not 1040$"):
+        MXProcessingElement(fmt=fmt, block_size=16, lanes=1040)
+    pe = MXProcessingElement(fmt=fmt, block_size=16, lanes=48)
+    assert (pe.blocks_per_beat, pe.beats_per_block) == (3, 1)
+    assert MXProcessingElement(fmt=fmt, block_size=16, lanes=4).beats_per_block == 4
 
 
 def test_pe_aliases_and_properties():
@@ -96,8 +140,11 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
                 ctx.set(dut.i.valid, 0)
             else:
                 ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, {"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
-                                        "first": int(b.first), "last": int(b.last)})
+                v = {"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
+                     "first": int(b.first), "last": int(b.last)}
+                if b.micro_a is not None:
+                    v.update(micro_a=b.micro_a, micro_b=b.micro_b)
+                ctx.set(dut.i.payload, v)
             await ctx.tick()
         ctx.set(dut.i.valid, 0)
 
@@ -114,13 +161,14 @@ def _amaranth_run(dut, beats, rng, idle_prob=0.3):
     return expected, got
 
 
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
-def test_pe_amaranth_random(fmt):
+@pytest.mark.parametrize("fmt,block_size,lanes", [(f, 8, 4) for f in SINGLE_SCALE]
+                         + [(f, 16, lanes) for f in BDR for lanes in (4, 32)])
+def test_pe_amaranth_random(fmt, block_size, lanes):
     rng = np.random.default_rng(7)
-    dut = MXProcessingElement(fmt=fmt, block_size=8, lanes=4)
-    beats = (stim.random_mx_dots(rng, fmt, block_size=8, lanes=4, count=12)
-             + stim.framing_mx_beats(rng, fmt, block_size=8, lanes=4)
-             + stim.cancelling_mx_dots(rng, fmt, block_size=8, lanes=4, count=3))
+    dut = MXProcessingElement(fmt=fmt, block_size=block_size, lanes=lanes)
+    beats = (stim.random_mx_dots(rng, fmt, block_size=block_size, lanes=lanes, count=12)
+             + stim.framing_mx_beats(rng, fmt, block_size=block_size, lanes=lanes)
+             + stim.cancelling_mx_dots(rng, fmt, block_size=block_size, lanes=lanes, count=4))
     expected, got = _amaranth_run(dut, beats, rng)
     assert sum(e is not None for e in expected) > 10
     bad = [(c, e, g) for c, (e, g) in enumerate(zip(expected, got)) if e != g]
@@ -132,14 +180,16 @@ def test_pe_amaranth_random(fmt):
 
 
 def _design(build_root, fmt, block_size=32, lanes=32, cls=MXProcessingElement):
+    block_size = get_format(fmt).fixed_block_size or block_size      # mx9/mx6/mx4: 16
     return build_verilog(cls, {"fmt": fmt, "block_size": block_size, "lanes": lanes},
                          name=f"mx_pe_{get_format(fmt).name}", root=build_root)
 
 
-# The bulk data (every code pair of every format on both simulators, random dot products,
-# framing, cancellation) runs on the vector-file path: tests/test_vectors.py. The cocotb
-# regression keeps one configuration per simulator (multi-beat blocks, random idle cycles
-# driven from Python), sharing the Verilog with the vector tests of that configuration.
+# The bulk data of the single-scale formats (every code pair of every format on both
+# simulators, random dot products, framing, cancellation) runs on the vector-file path:
+# tests/test_vectors.py. The cocotb regression keeps one configuration per simulator
+# (multi-beat blocks, random idle cycles driven from Python), sharing the Verilog with the
+# vector tests of that configuration.
 
 
 @pytest.mark.sim
@@ -149,6 +199,63 @@ def test_pe_cocotb(build_root, sim):
     design = _design(build_root, "mxsf", 32, 8)
     config = {"count": 60, "pair_sample": 400} if sim == "verilator" else {"count": 12, "pair_sample": 60}
     run_checked(design, PE_TESTS, sim=sim, seed=11, config=config)
+
+
+# The BDR formats (SPEC.md 11) are not on the vector-file path (its stimulus and packing
+# know no microexponents): their regression is cocotb, on both simulators.
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [(f, 32) for f in BDR]
+                         + [("mx6", 4), pytest.param("mx9", 16, marks=pytest.mark.slow)])
+def test_bdr_pe_verilator(build_root, fmt, lanes):
+    """Random multi-block dot products, back to back, cancellation, framing, sampled code pairs
+    (32 lanes: two 16-element blocks a beat)."""
+    require_simulator("verilator")
+    design = _design(build_root, fmt, 16, lanes)
+    run_checked(design, PE_TESTS, sim="verilator", seed=11,
+                config={"count": 60, "pair_sample": 400})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [("mx6", 32), ("mx4", 32)])
+def test_bdr_pe_all_code_pairs_verilator(build_root, fmt, lanes):
+    """MX6 and MX4: every code pair x every microexponent pair (tau_a, tau_b) x {neutral,
+    subnormal, overflow} exponents, bit for bit (32 lanes, the pair in either block; the
+    same builds as ``test_bdr_pe_verilator``)."""
+    require_simulator("verilator")
+    design = _design(build_root, fmt, 16, lanes)
+    run_checked(design, PE_TESTS, sim="verilator", testcase="code_pairs", seed=3,
+                config={"exhaustive": True}, timeout_s=1200)
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_mx9_pe_all_code_pairs(build_root, sim):
+    """MX9: all 65,536 code pairs x 4 microexponent pairs x 3 exponent sets (786,432 dot products)."""
+    require_simulator(sim)
+    design = _design(build_root, "mx9", 16, 16)
+    run_checked(design, PE_TESTS, sim=sim, testcase="code_pairs", seed=3,
+                config={"exhaustive": True}, timeout_s=6 * 3600)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [("mx9", 32)])
+def test_bdr_pe_icarus_subset(build_root, fmt, lanes):
+    require_simulator("icarus")
+    design = _design(build_root, fmt, 16, lanes)
+    run_checked(design, PE_TESTS, sim="icarus", seed=5, config={"count": 12, "pair_sample": 60})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [pytest.param("mx6", 16, marks=pytest.mark.slow), ("mx4", 32)])
+def test_bdr_pe_all_code_pairs_icarus(build_root, fmt, lanes):
+    """MX6 and MX4 exhaustive pairs on Icarus too (12,288 and 768 dot products; MX6 slow)."""
+    require_simulator("icarus")
+    design = _design(build_root, fmt, 16, lanes)
+    run_checked(design, PE_TESTS, sim="icarus", testcase="code_pairs", seed=3,
+                config={"exhaustive": True}, timeout_s=3600)
 
 
 # ------------------------------------------------------------------------------------
@@ -209,19 +316,24 @@ def _extreme_codes(f):
     return int(np.argmax(vals)), int(np.argmin(vals))
 
 
-@pytest.mark.parametrize("lanes", [1, 3, 32])
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+@pytest.mark.parametrize("fmt,lanes", [(f, n) for f in SINGLE_SCALE for n in (1, 3, 32)]
+                         + [(f, n) for f in BDR for n in (2, 16, 32)])
 def test_pe_every_lane_at_largest_code(fmt, lanes):
     """Every lane of a beat at the largest code, all products of one sign (both signs and,
-    for int8, -2 x -2), at neutral scales and at scales where the block sum overflows."""
+    for int8, -2 x -2), at neutral scales and at scales where the block sum overflows
+    (BDR: blocks of 16, microexponents 0, two blocks a beat at 32 lanes)."""
     f = get_format(fmt)
     pos, neg = _extreme_codes(f)
-    dut = MXProcessingElement(fmt=fmt, block_size=lanes, lanes=lanes)
+    bs = f.fixed_block_size or lanes
+    k = max(bs, lanes)
+    nblk = k // bs
+    dut = MXProcessingElement(fmt=fmt, block_size=bs, lanes=lanes)
     beats = []
     sets = stim.pair_scale_sets(fmt)
+    mu = {"micro_a": [0] * (k // 2), "micro_b": [0] * (k // 2)} if f.microexp_group else {}
     for a, b in [(pos, pos), (pos, neg), (neg, pos), (neg, neg)]:
         for sa, sb in (sets["neutral"], sets["overflow"], (127, 127 + 60)):
-            beats += stim.dot_beats([a] * lanes, [b] * lanes, [sa], [sb], block_size=lanes, lanes=lanes)
+            beats += stim.dot_beats([a] * k, [b] * k, [sa] * nblk, [sb] * nblk, block_size=bs, lanes=lanes, **mu)
     expected = _check_directed(dut, beats)
     results = [e for e in expected if e is not None]
     assert any(r & 0x7FFFFFFF == 0x7F800000 for r in results), "no overflow to Inf was exercised"

@@ -43,13 +43,19 @@ def test_parameters():
         Float32Adder(man_width=10)
 
 
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
-def test_pe_bf16_amaranth(fmt):
+BDR = [f for f in ELEMENT_FORMATS if get_format(f).microexp_group]          # mx9, mx6, mx4
+
+
+@pytest.mark.parametrize("fmt,block_size,lanes", [(f, 8, 4) for f in ELEMENT_FORMATS if f not in BDR]
+                         + [(f, 16, lanes) for f in BDR for lanes in (4, 32)])
+def test_pe_bf16_amaranth(fmt, block_size, lanes):
+    """Every format; BDR (SPEC.md 11) with a block over 4 beats and with two blocks a beat
+    (32 lanes: two bfloat16 additions chained in the cycle, each rounded)."""
     rng = np.random.default_rng(17)
-    dut = MXProcessingElement(fmt=fmt, block_size=8, lanes=4, acc="bf16")
-    beats = (stim.random_mx_dots(rng, fmt, block_size=8, lanes=4, count=10, max_blocks=10)
-             + stim.framing_mx_beats(rng, fmt, block_size=8, lanes=4)
-             + stim.cancelling_mx_dots(rng, fmt, block_size=8, lanes=4, count=3))
+    dut = MXProcessingElement(fmt=fmt, block_size=block_size, lanes=lanes, acc="bf16")
+    beats = (stim.random_mx_dots(rng, fmt, block_size=block_size, lanes=lanes, count=10, max_blocks=10)
+             + stim.framing_mx_beats(rng, fmt, block_size=block_size, lanes=lanes)
+             + stim.cancelling_mx_dots(rng, fmt, block_size=block_size, lanes=lanes, count=3))
     expected, got = _amaranth_run(dut, beats, rng)
     assert sum(e is not None for e in expected) > 10
     assert all(e is None or e < 1 << 16 for e in expected)
@@ -71,10 +77,22 @@ DEFAULT_FORMATS = ["mxsf", "fp8_e4m3", "fp8_e5m2", "int8"]
 
 @pytest.mark.sim
 @pytest.mark.parametrize("fmt", [f if f in DEFAULT_FORMATS else pytest.param(f, marks=pytest.mark.slow)
-                                 for f in ELEMENT_FORMATS])
+                                 for f in ELEMENT_FORMATS if f not in BDR])
 def test_pe_bf16_verilator(build_root, fmt):
     require_simulator("verilator")
     run_checked(_design(build_root, fmt), PE_TESTS, sim="verilator", seed=12,
+                testcase=["random_dots", "cancellation", "framing", "long_dots", "code_pairs"],
+                config={"count": 30, "pair_sample": 200})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [("mx9", 32), pytest.param("mx6", 4, marks=pytest.mark.slow),
+                                       pytest.param("mx4", 32, marks=pytest.mark.slow)])
+def test_bdr_pe_bf16_verilator(build_root, fmt, lanes):
+    """BDR with a bfloat16 accumulator (SPEC.md 11 + 10); 32 lanes: two blocks a beat, two
+    chained bfloat16 additions."""
+    require_simulator("verilator")
+    run_checked(_design(build_root, fmt, 16, lanes), PE_TESTS, sim="verilator", seed=12,
                 testcase=["random_dots", "cancellation", "framing", "long_dots", "code_pairs"],
                 config={"count": 30, "pair_sample": 200})
 
@@ -92,7 +110,7 @@ def test_pe_bf16_icarus(build_root, fmt):
 @pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
 def test_pe_bf16_icarus_all_formats(build_root, fmt):
     require_simulator("icarus")
-    run_checked(_design(build_root, fmt, 32, 8), PE_TESTS, sim="icarus", seed=14,
+    run_checked(_design(build_root, fmt, 16 if fmt in BDR else 32, 8), PE_TESTS, sim="icarus", seed=14,
                 config={"count": 20, "pair_sample": 100}, timeout_s=3600)
 
 
@@ -106,3 +124,25 @@ def test_array_bf16_acc(build_root, sim):
                                            "acc": "bf16"}, name="systolic_mxsf_accbf16", root=build_root)
     run_checked(design, "mxsf.sim.tests.systolic_tests", sim=sim, seed=15,
                 testcase=["random_tiles", "matrices"], config={"count": 12 if sim == "verilator" else 4})
+
+
+@pytest.mark.parametrize("fmt", BDR)
+def test_array_bdr_bf16_amaranth(fmt):
+    """A 2x2 BDR array with bfloat16 accumulators: every cycle against the golden cycle model,
+    and whole matrices (1D blocks of 16 along K) against golden ``matmul(acc="bf16")``."""
+    from test_systolic import amaranth_run, check_cycles
+    from mxsf.sim.tests import systolic_tests as sstim
+    rng = np.random.default_rng(19)
+    dut = SystolicArray(fmt=fmt, rows=2, cols=2, block_size=16, lanes=8, acc="bf16")
+    beats = sstim.random_tile_beats(rng, fmt, 2, 2, block_size=16, lanes=8, count=4)
+    beats_m, c, M, N = sstim.matrix_beats(rng, fmt, 2, 2, block_size=16, lanes=8, k_blocks=3, acc="bf16")
+    expected, got = amaranth_run(dut, beats + beats_m, rng, idle_prob=0.0)
+    check_cycles(expected, got)
+    rows = [g["o"]["c"] for g in got if g["o"] is not None][-M * N // 2:]
+    assert all(e["o"] is None or all(v < 1 << 16 for v in e["o"]["c"]) for e in expected)
+    pos = 0
+    for mi in range(M // 2):
+        for nj in range(N // 2):
+            tile = np.array(rows[pos:pos + 2], dtype=np.uint32)
+            pos += 2
+            assert np.array_equal(tile, c[mi * 2:(mi + 1) * 2, nj * 2:(nj + 1) * 2])

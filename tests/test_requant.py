@@ -20,7 +20,7 @@ from mxsf.sim.packing import LayoutCodec
 from simsupport import require_simulator
 from mxsf.sim.run import run_checked
 from mxsf.sim.tests.maxexp_tests import pack_beats, unpack_beat
-from mxsf.sim.tests.requant_tests import midpoint_values, random_tile_bits, special_tile_bits
+from mxsf.sim.tests.requant_tests import midpoint_tile_bits, midpoint_values, random_tile_bits, special_tile_bits
 
 from test_maxexp import compare_rows, run_amaranth_stream
 
@@ -134,12 +134,15 @@ def test_encoder_random(fmt):
 
 
 @pytest.mark.parametrize("fmt,rows,cols,lanes,stages", [("mxsf", 2, 4, 2, 1), ("int8", 1, 4, 4, 0),
-                                                        ("fp4_e2m1", 3, 2, 3, 1)])
+                                                        ("fp4_e2m1", 3, 2, 3, 1), ("mx6", 1, 16, 4, 1),
+                                                        ("mx9", 1, 16, 16, 0)])
 def test_requant_amaranth_against_model(fmt, rows, cols, lanes, stages):
     rng = np.random.default_rng(rows * cols * lanes)
     dut = TileRequantizer(fmt=fmt, rows=rows, cols=cols, lanes=lanes, stages=stages)
     n = rows * cols
     tiles = special_tile_bits(rng, fmt, n)[::2] + random_tile_bits(rng, n, 12)
+    if get_format(fmt).microexp_group:                  # BDR: the midpoints of both pair grids too
+        tiles += midpoint_tile_bits(fmt, n, [-127, 0], rng)[::3]
     beats = pack_beats(tiles, lanes)
     inputs, outputs = run_amaranth_stream(dut, beats, rng=rng, idle_prob=0.3, stall_prob=0.5,
                                           drain=dut.latency + 2 * dut.beats_per_tile + 4)
@@ -148,7 +151,10 @@ def test_requant_amaranth_against_model(fmt, rows, cols, lanes, stages):
     codec = LayoutCodec(requant_out_layout(fmt, lanes))
 
     def pack(b):
-        return codec.pack({"codes": list(b.codes), "scale": b.scale, "first": int(b.first), "last": int(b.last)})
+        v = {"codes": list(b.codes), "scale": b.scale, "first": int(b.first), "last": int(b.last)}
+        if b.micro is not None:
+            v["micro"] = list(b.micro)
+        return codec.pack(v)
 
     assert sum(r.o_valid and ready for r, (_, _, ready) in zip(rows_out, inputs)) == len(beats)
     bad = compare_rows(rows_out, outputs, pack)
@@ -206,6 +212,9 @@ DEFAULT_DESIGNS = [
     ("fp8_e2m5", 4, 8, 4),
     ("mxsf", 4, 8, 4),
     ("mxsf", 32, 32, 4),
+    ("mx9", 1, 16, 16),         # BDR: a tile is one 1 x 16 block (SPEC.md 11)
+    ("mx6", 1, 16, 4),
+    ("mx4", 1, 16, 8),
 ]
 
 
@@ -216,9 +225,11 @@ def test_requant_verilator(build_root, fmt, rows, cols, lanes):
     and the sustained rate, every cycle against the cycle model."""
     require_simulator("verilator")
     big = rows * cols > 64
+    # BDR: both pair grids' midpoints at the clamp end, 2^0 and the top (the rest: -m slow)
+    scales = {"scales": [-127, -126, 0, 127]} if get_format(fmt).microexp_group else {}
     run_checked(_design(build_root, fmt, rows, cols, lanes), REQUANT_TESTS, sim="verilator", seed=31,
                 testcase=["random_tiles", "special_tiles", "midpoints", "backpressure", "back_to_back"],
-                config={"count": 12 if big else 100})
+                config={"count": 12 if big else 100, **scales})
 
 
 @pytest.mark.sim
@@ -228,9 +239,29 @@ def test_requant_icarus(build_root):
                 testcase=["random_tiles", "special_tiles", "backpressure"], config={"count": 12})
 
 
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,lanes", [pytest.param("mx9", 8, marks=pytest.mark.slow), ("mx6", 4),
+                                       pytest.param("mx4", 16, marks=pytest.mark.slow)])
+def test_bdr_requant_icarus(build_root, fmt, lanes):
+    """MX9/MX6/MX4 re-quantizer on Icarus: every midpoint of both pair grids, specials, random."""
+    require_simulator("icarus")
+    run_checked(_design(build_root, fmt, 1, 16, lanes), REQUANT_TESTS, sim="icarus", seed=36,
+                testcase=["random_tiles", "special_tiles", "midpoints", "backpressure"], config={"count": 40})
+
+
+def test_bdr_requant_parameters():
+    with pytest.raises(ValueError, match=r"^rows, cols must be 1, 16 for mx9 \(a tile is one block .*not 32, 32$"):
+        TileRequantizer(fmt="mx9", rows=32, cols=32)
+    with pytest.raises(ValueError, match=r"^lanes must be one of \[2, 4, 8, 16\] for mx6 .*not 1$"):
+        TileRequantizer(fmt="mx6", rows=1, cols=16, lanes=1)
+    rq = TileRequantizer(fmt="mx4")
+    assert (rq.rows, rq.cols, rq.lanes) == (1, 16, 16)
+    assert requant_out_layout("mx9", 8).size == 8 * 8 + 8 + 2 + 4
+
+
 @pytest.mark.slow
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+@pytest.mark.parametrize("fmt", [f for f in ELEMENT_FORMATS if get_format(f).allows_tiles])
 @pytest.mark.parametrize("lanes", [8, 32])
 def test_requant_32x32_verilator(build_root, fmt, lanes):
     require_simulator("verilator")
@@ -241,7 +272,7 @@ def test_requant_32x32_verilator(build_root, fmt, lanes):
 
 @pytest.mark.slow
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+@pytest.mark.parametrize("fmt", [f for f in ELEMENT_FORMATS if get_format(f).allows_tiles])
 def test_requant_icarus_all_formats(build_root, fmt):
     require_simulator("icarus")
     run_checked(_design(build_root, fmt, 4, 8, 4), REQUANT_TESTS, sim="icarus", seed=35,

@@ -57,6 +57,21 @@ def test_parameter_errors():
         SystolicArray(fmt="bf16", rows=2, cols=2, lanes=65)
 
 
+def test_bdr_parameter_errors():
+    with pytest.raises(ValueError, match=r"^block_size must be 16 for mx9 \(SPEC\.md 11.*not 32$"):
+        SystolicArray(fmt="mx9", rows=2, cols=2, block_size=32)
+    with pytest.raises(ValueError, match=r"^lanes must be one of \[2, 4, 8, 16\] or a multiple of 16 .*not 3$"):
+        SystolicArray(fmt="mx6", rows=2, cols=2, lanes=3)
+    with pytest.raises(ValueError, match=r"^lanes must be one of \[2, 4, 8, 16\] for a mx4 array .*not 32$"):
+        SystolicArray(fmt="mx4", rows=2, cols=2, lanes=32)
+    a = SystolicArray(fmt="mx9", rows=2, cols=2, lanes=4)
+    assert (a.block_size, a.lanes) == (16, 4)
+    assert array_beat_layout("mx9", 2, 3, 4).size == 2 * 4 * 8 + 3 * 4 * 8 + 5 * 8 + 5 * 2 + 2
+    from mxsf.hw.gemm import MXGemm
+    with pytest.raises(ValueError, match=r"^fmt must be a format with 2D tiles for the GEMM .*not 'mx9'"):
+        MXGemm(fmt="mx9", rows=2, cols=2, block_size=16)
+
+
 def test_properties():
     a = SystolicArray(fmt="mxfp8_e4m3", rows=3, cols=5, block_size=16, lanes=4)
     assert (a.rows, a.cols, a.lanes, a.fmt.name) == (3, 5, 4, "fp8_e4m3")
@@ -94,7 +109,7 @@ def amaranth_run(dut, beats, rng, idle_prob=0.25):
     fmt = dut.fmt.name
     bf16 = fmt == "bf16"
     codec = LayoutCodec(array_beat_layout(fmt, dut.rows, dut.cols, dut.lanes))
-    out_codec = LayoutCodec(array_row_layout(dut.rows, dut.cols))
+    out_codec = LayoutCodec(array_row_layout(dut.rows, dut.cols, dut.result_layout))
     gaps = [int(rng.integers(1, 4)) if rng.random() < idle_prob else 0 for _ in beats]
     n_cycles = len(beats) * (dut.rows + 4) + dut.latency + dut.rows + 8
     driven, got = [], []
@@ -132,11 +147,12 @@ def amaranth_run(dut, beats, rng, idle_prob=0.25):
         if acc:
             b = codec.unpack(p, depth=3)
             trace.append(ArrayBeat(a=b["a"], b=b["b"], scale_a=b.get("scale_a"), scale_b=b.get("scale_b"),
-                                   first=bool(b["first"]), last=bool(b["last"])))
+                                   first=bool(b["first"]), last=bool(b["last"]),
+                                   micro_a=b.get("micro_a"), micro_b=b.get("micro_b")))
         else:
             trace.append(None)
     model = systolic_cycle_model(trace, fmt=fmt, rows=dut.rows, cols=dut.cols, block_size=dut.block_size,
-                                 lanes=dut.lanes, latency=dut.latency)
+                                 lanes=dut.lanes, latency=dut.latency, acc=dut.acc)
     expected = [{"ready": r, "o": model[c]} for c, (r, _) in enumerate(spacing)]
     return expected, got
 
@@ -147,16 +163,23 @@ def check_cycles(expected, got):
     assert not bad, f"{len(bad)} mismatching cycles, first (cycle, expected, got): {bad[:2]}"
 
 
-@pytest.mark.parametrize("fmt", [f if f in ("mxsf", "bf16") else pytest.param(f, marks=pytest.mark.slow)
+@pytest.mark.parametrize("fmt", [f if f in ("mxsf", "bf16", "mx6") else pytest.param(f, marks=pytest.mark.slow)
                                  for f in ALL_FORMATS])
 def test_array_amaranth(fmt):
-    """2x3 array, blocks of 4 in 2 beats: random tiles (K = 1, 2, 5 blocks), framing corners,
-    random idle cycles and last-beat spacing stalls, every cycle."""
+    """2x3 array, blocks of 4 in 2 beats (mx9/mx6/mx4: 16 in 2 beats, with the microexponents):
+    random tiles (K = 1, 2, 5 blocks), framing corners, random idle cycles and last-beat
+    spacing stalls, every cycle."""
     rng = np.random.default_rng(3)
-    dut = SystolicArray(fmt=fmt, rows=2, cols=3, block_size=4, lanes=2)
-    beats = (stim.random_tile_beats(rng, fmt, 2, 3, block_size=4, lanes=2, count=6)
-             + stim.framing_beats(rng, fmt, 2, 3, block_size=4, lanes=2))
+    bs = _block(fmt, 4)
+    dut = SystolicArray(fmt=fmt, rows=2, cols=3, block_size=bs, lanes=bs // 2)
+    beats = (stim.random_tile_beats(rng, fmt, 2, 3, block_size=bs, lanes=bs // 2, count=6)
+             + stim.framing_beats(rng, fmt, 2, 3, block_size=bs, lanes=bs // 2))
     check_cycles(*amaranth_run(dut, beats, rng))
+
+
+def _block(fmt, default):
+    """The test's block size, or the format's fixed one (16 for mx9/mx6/mx4)."""
+    return get_format(fmt).fixed_block_size or default if fmt != "bf16" else default
 
 
 def test_array_amaranth_matrices_back_to_back():
@@ -195,6 +218,7 @@ SMALL = dict(block_size=4, lanes=4)
 
 
 def _design(build_root, fmt, n, block_size=4, lanes=4, cls=SystolicArray, name=None):
+    block_size = _block(fmt, block_size)                  # mx9/mx6/mx4: 16 (in 4 or 8 beats)
     return build_verilog(cls, {"fmt": fmt, "rows": n, "cols": n, "block_size": block_size, "lanes": lanes},
                          name=name or f"systolic_{get_format(fmt).name}_{n}x{n}", root=build_root)
 
@@ -208,20 +232,27 @@ def _run(build_root, sim, fmt, n, count=24, lanes=None, **kw):
     run_checked(design, SYSTOLIC_TESTS, sim=sim, seed=13 + n, config={"count": count, **kw})
 
 
+def _bdr_slow(formats, keep=()):
+    """The BDR formats other than ``keep`` go to the slow suite (each is one more Verilator build)."""
+    return [pytest.param(f, marks=pytest.mark.slow)
+            if f != "bf16" and get_format(f).microexp_group and f not in keep else f for f in formats]
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ALL_FORMATS)
+@pytest.mark.parametrize("fmt", _bdr_slow(ALL_FORMATS, keep=("mx9",)))
 def test_array_2x2_verilator(build_root, fmt):
     """2x2, blocks of 4 in one beat (bf16: 2 beats)."""
     _run(build_root, "verilator", fmt, 2)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", [f if f in ("mxsf", "bf16", "fp8_e5m2") else pytest.param(f, marks=pytest.mark.slow)
+@pytest.mark.parametrize("fmt", [f if f in ("mxsf", "bf16", "fp8_e5m2", "mx6") else pytest.param(f, marks=pytest.mark.slow)
                                  for f in ALL_FORMATS])
 def test_array_4x4_verilator(build_root, fmt):
     """4x4, blocks of 4 in 2 beats of 2 lanes. Every format goes through the 2x2 array above;
     the larger array's skew and multi-beat blocks are format-independent, so the default
-    suite builds it for MXSF, BF16 (the other PE) and E5M2 (the widest block sums) only."""
+    suite builds it for MXSF, BF16 (the other PE), E5M2 (the widest block sums) and MX6 (the
+    pair microexponents travel through the skew) only."""
     _run(build_root, "verilator", fmt, 4, count=12, lanes=2)
 
 

@@ -112,8 +112,9 @@ def test_pe_vectors_verilator(build_root, fmt):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ELEMENT_FORMATS)
+@pytest.mark.parametrize("fmt", [f for f in ELEMENT_FORMATS if not get_format(f).microexp_group])
 def test_pe_vectors_icarus(build_root, fmt):
+    # the BDR formats (mx9/mx6/mx4) carry microexponents this path does not pack: cocotb (test_pe.py)
     """Every code pair x 3 scale sets and random dot products on Icarus (4-lane PE); for
     the 6- and 4-bit formats (4,096 and 256 pairs) also framing and cancellation."""
     require_simulator("icarus")

@@ -19,12 +19,12 @@ from mxsf.sim import pe_stimulus as stim
 from mxsf.sim.cocotb_lib import clock_and_reset, get_design, get_seed, get_test_config, run_stream_test
 from mxsf.sim.packing import LayoutCodec
 
-__all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs", "long_dots"]
+__all__ = ["random_dots", "back_to_back", "cancellation", "framing", "code_pairs", "beat_fields", "long_dots"]
 
 
 def _params():
     p = dict(get_design().params)
-    p.setdefault("block_size", 32)
+    p.setdefault("block_size", get_format(p["fmt"]).default_block_size)     # mx9/mx6/mx4: 16
     p.setdefault("lanes", p["block_size"])
     return p["fmt"], p["block_size"], p["lanes"]
 
@@ -41,7 +41,8 @@ def _model(codec, fmt, block_size, lanes):
             if cyc.get("i__valid"):
                 v = codec.unpack(cyc["i__payload"])
                 trace.append(Beat(a=v["a"], b=v["b"], scale_a=v["scale_a"], scale_b=v["scale_b"],
-                                  first=bool(v["first"]), last=bool(v["last"])))
+                                  first=bool(v["first"]), last=bool(v["last"]),
+                                  micro_a=v.get("micro_a"), micro_b=v.get("micro_b")))
             else:
                 trace.append(None)
         out = pe_cycle_model(trace, fmt=fmt, block_size=block_size, lanes=lanes, latency=latency, acc=_acc())
@@ -53,8 +54,7 @@ async def _run(dut, name, beats, *, idle_prob=None):
     fmt, block_size, lanes = _params()
     cfg = get_test_config()
     codec = LayoutCodec(mx_beat_layout(fmt, lanes))
-    txns = [codec.pack({"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
-                        "first": int(b.first), "last": int(b.last)}) for b in beats]
+    txns = [codec.pack(beat_fields(b)) for b in beats]
     await clock_and_reset(dut)
     trace = await run_stream_test(
         dut, txns, _model(codec, fmt, block_size, lanes),
@@ -63,6 +63,15 @@ async def _run(dut, name, beats, *, idle_prob=None):
     results = sum(1 for row in trace.expected if row.get("o__valid"))
     dut._log.info(f"{name}: {len(beats)} beats, {results} results compared, {trace.comparisons} comparisons")
     assert results > 0, "the test produced no result to compare"
+
+
+def beat_fields(b: Beat) -> dict:
+    """The payload fields of a beat (with the microexponents of the BDR formats)."""
+    v = {"a": b.a, "b": b.b, "scale_a": b.scale_a, "scale_b": b.scale_b,
+         "first": int(b.first), "last": int(b.last)}
+    if b.micro_a is not None:
+        v.update(micro_a=b.micro_a, micro_b=b.micro_b)
+    return v
 
 
 def _rng(name):
@@ -139,6 +148,8 @@ async def long_dots(dut):
     beats = []
     for k in range(cfg.get("count", 20)):
         nblk = int(rng.integers(2, cfg.get("max_blocks", 40) + 1))
+        if lanes > block_size:                      # BDR beats of several whole blocks
+            nblk = -(-nblk * block_size // lanes) * lanes // block_size
         a = rng.integers(0, f.n_codes, nblk * block_size)
         b = rng.integers(0, f.n_codes, nblk * block_size)
         if k % 2:                                   # finite codes only: long finite sums
@@ -148,6 +159,10 @@ async def long_dots(dut):
         centre = 127 if k % 5 else int(rng.choice([20, 230]))   # tiny and huge results too
         sa = rng.integers(centre - 3, centre + 4, nblk)
         sb = rng.integers(124, 131, nblk)
+        mu = {}
+        if f.microexp_group:                        # BDR: random pair microexponents too
+            mu = {k: rng.integers(0, 2, nblk * block_size // f.microexp_group).tolist()
+                  for k in ("micro_a", "micro_b")}
         beats += stim.dot_beats(a.tolist(), b.tolist(), sa.tolist(), sb.tolist(),
-                                block_size=block_size, lanes=lanes)
+                                block_size=block_size, lanes=lanes, **mu)
     await _run(dut, "long_dots", beats)

@@ -183,6 +183,8 @@ def midpoint_tile_bits(fmt, n: int, scales, rng) -> list:
     (or at -127 when E is below that: the clamped case).
     """
     f = get_format(fmt)
+    if f.microexp_group:
+        return _bdr_midpoint_tile_bits(f, n, scales, rng)
     tiles = []
     base = midpoint_values(fmt)
     for E in scales:
@@ -204,13 +206,43 @@ def midpoint_tile_bits(fmt, n: int, scales, rng) -> list:
     return tiles
 
 
+def _bdr_midpoint_tile_bits(f, n: int, scales, rng) -> list:
+    """BDR (SPEC.md 11): the midpoints of both grids (microexponent 0: m x 2^(E+1-p), and 1:
+    half that), each value with its float32 neighbours in two pairs: beside itself (tau = 1
+    exactly when it is below 2^E) and beside 2^E (tau = 0); every tile of 16 holds a
+    (value, 2^E) pair, so its exponent is E (or -127 when E is below that)."""
+    base = midpoint_values(f)
+    base = np.concatenate([base, base / 2])
+    tiles = []
+    for E in scales:
+        anchor = np.float32(np.ldexp(1.0, E))
+        x = np.ldexp(base, E).astype(np.float32)
+        nb = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))])
+        nb = np.unique(nb[np.abs(nb) < np.float32(np.ldexp(1.0, E + 1))])
+        pairs = [(v, v) for v in nb] + [(v, anchor) for v in nb]
+        order = rng.permutation(len(pairs))
+        anchored = [pairs[i] for i in order if pairs[i][1] == anchor]
+        others = [pairs[i] for i in order if pairs[i][1] != anchor]
+        per = n // 2
+        while anchored or others:
+            chunk = [anchored.pop()] if anchored else [(anchor, anchor)]
+            while len(chunk) < per and (others or anchored):
+                chunk.append(others.pop() if others else anchored.pop())
+            t = np.zeros(n, dtype=np.float32)
+            for k, (a, b) in enumerate(chunk):
+                t[2 * k], t[2 * k + 1] = (a, b) if rng.random() < 0.5 else (b, a)
+            tiles.append(_bits(t).copy())
+    return tiles
+
+
 # ----------------------------------------------------------------------------------------
 # cocotb
 
 
 def _params():
     p = dict(get_design().params)
-    rows, cols = p.get("rows", 32), p.get("cols", 32)
+    fixed = get_format(p["fmt"]).fixed_block_size                      # mx9/mx6/mx4: a 1 x 16 tile
+    rows, cols = p.get("rows", 1 if fixed else 32), p.get("cols", fixed or 32)
     lanes = p.get("lanes") or cols
     return get_format(p["fmt"]).name, rows, cols, lanes
 
@@ -227,8 +259,10 @@ def _out_codec():
 
 
 def _pack_out(codec, beat) -> int:
-    return codec.pack({"codes": list(beat.codes), "scale": beat.scale,
-                       "first": int(beat.first), "last": int(beat.last)})
+    v = {"codes": list(beat.codes), "scale": beat.scale, "first": int(beat.first), "last": int(beat.last)}
+    if beat.micro is not None:
+        v["micro"] = list(beat.micro)
+    return codec.pack(v)
 
 
 def _model(codec):
@@ -308,6 +342,8 @@ async def midpoints(dut):
         return
     scales = (get_test_config().get("scales")
               or [-140, -127, -126 + f.emax_elem, -40, 0, 63, 127 - f.emax_elem])
+    if f.microexp_group:            # the pair bits depend on 2^E exactly: the clamp end too
+        scales = sorted(set(scales) | {-126, -125})
     tiles = midpoint_tile_bits(fmt, n, scales, _rng("midpoints"))
     await _run(dut, "midpoints", tiles, idle_prob=0.05, stall_prob=0.05)
 

@@ -31,20 +31,26 @@ __all__ = [
 # Stimulus (pure NumPy)
 
 
-def tile_beats(a, b, sa=None, sb=None, *, block_size, lanes, first=True):
+def tile_beats(a, b, sa=None, sb=None, *, block_size, lanes, first=True, ma=None, mb=None):
     """Beats of one tile: ``a`` (rows x K) and ``b`` (K x cols) codes, ``sa`` (rows x nK)
-    and ``sb`` (nK x cols) scales (None for bf16). K is a multiple of ``lanes``."""
+    and ``sb`` (nK x cols) scales (None for bf16). K is a multiple of ``lanes``.
+    ``ma`` (rows x K/2) and ``mb`` (K/2 x cols): pair microexponents of the BDR formats."""
     K = a.shape[1]
     n = K // lanes
     beats = []
     for t in range(n):
         ks = slice(t * lanes, (t + 1) * lanes)
         kb = (t * lanes) // block_size
-        beats.append(ArrayBeat(
+        beat = ArrayBeat(
             a=a[:, ks].astype(np.int64).tolist(), b=b[ks, :].T.astype(np.int64).tolist(),
             scale_a=None if sa is None else [int(x) for x in sa[:, kb]],
             scale_b=None if sb is None else [int(x) for x in sb[kb, :]],
-            first=first and t == 0, last=t == n - 1))
+            first=first and t == 0, last=t == n - 1)
+        if ma is not None:
+            ps = slice(t * lanes // 2, (t + 1) * lanes // 2)
+            beat.micro_a = np.asarray(ma)[:, ps].astype(np.int64).tolist()
+            beat.micro_b = np.asarray(mb)[ps, :].T.astype(np.int64).tolist()
+        beats.append(beat)
     return beats
 
 
@@ -64,7 +70,8 @@ def _special_scales(rng, s):
 
 
 def random_tile(rng, fmt, rows, cols, block_size, k_blocks, kind=None):
-    """One random tile ``(a, b, sa, sb)`` of K = ``k_blocks * block_size``.
+    """One random tile ``(a, b, sa, sb, ma, mb)`` of K = ``k_blocks * block_size``
+    (``ma``/``mb``: pair microexponents of the BDR formats, else None).
 
     ``kind``: "wide" (wide dynamic range floats quantized along K), "codes" (every code
     equally likely, special and extreme scales), "zeros" (zero rows/columns and all-zero
@@ -90,14 +97,17 @@ def random_tile(rng, fmt, rows, cols, block_size, k_blocks, kind=None):
                 xb[:, rng.random(cols) < 0.5] = 0
             a = to_bf16(xa).view(np.uint32) >> 16
             b = to_bf16(xb).view(np.uint32) >> 16
-        return a.astype(np.int64), b.astype(np.int64), None, None
+        return a.astype(np.int64), b.astype(np.int64), None, None, None, None
     f = get_format(fmt, element_only=True)
+    bdr = bool(f.microexp_group)
     if kind == "codes":
         a = rng.integers(0, f.n_codes, size=(rows, K))
         b = rng.integers(0, f.n_codes, size=(K, cols))
         sa = _special_scales(rng, rng.integers(100, 155, size=(rows, k_blocks)))
         sb = _special_scales(rng, rng.integers(100, 155, size=(k_blocks, cols)))
-        return a, b, sa, sb
+        ma = rng.integers(0, 2, size=(rows, K // 2)) if bdr else None
+        mb = rng.integers(0, 2, size=(K // 2, cols)) if bdr else None
+        return a, b, sa, sb, ma, mb
     xa = _wide_floats(rng, (rows, K))
     xb = _wide_floats(rng, (cols, K)).T.copy()
     if kind == "zeros":
@@ -112,15 +122,15 @@ def random_tile(rng, fmt, rows, cols, block_size, k_blocks, kind=None):
     qa = quantize(xa, f, block_size=block_size, axis=1)
     qb = quantize(xb, f, block_size=block_size, axis=0)
     return (qa.codes.astype(np.int64), qb.codes.astype(np.int64),
-            qa.scale_e8m0.astype(np.int64), qb.scale_e8m0.astype(np.int64))
+            qa.scale_e8m0.astype(np.int64), qb.scale_e8m0.astype(np.int64), qa.microexp, qb.microexp)
 
 
 def random_tile_beats(rng, fmt, rows, cols, *, block_size, lanes, count, k_blocks=(1, 2, 5)):
     """``count`` random tiles, K cycling through ``k_blocks``."""
     beats = []
     for n in range(count):
-        a, b, sa, sb = random_tile(rng, fmt, rows, cols, block_size, k_blocks[n % len(k_blocks)])
-        beats += tile_beats(a, b, sa, sb, block_size=block_size, lanes=lanes)
+        a, b, sa, sb, ma, mb = random_tile(rng, fmt, rows, cols, block_size, k_blocks[n % len(k_blocks)])
+        beats += tile_beats(a, b, sa, sb, block_size=block_size, lanes=lanes, ma=ma, mb=mb)
     return beats
 
 
@@ -130,8 +140,8 @@ def framing_beats(rng, fmt, rows, cols, *, block_size, lanes):
     beats = []
 
     def tile(k_blocks, first=True):
-        a, b, sa, sb = random_tile(rng, fmt, rows, cols, block_size, k_blocks, kind="codes")
-        return tile_beats(a, b, sa, sb, block_size=block_size, lanes=lanes, first=first)
+        a, b, sa, sb, ma, mb = random_tile(rng, fmt, rows, cols, block_size, k_blocks, kind="codes")
+        return tile_beats(a, b, sa, sb, block_size=block_size, lanes=lanes, first=first, ma=ma, mb=mb)
 
     beats += tile(2)[:-1]                    # abandoned
     beats += tile(1)
@@ -171,6 +181,7 @@ def matrix_beats(rng, fmt, rows, cols, *, block_size, lanes, m_tiles=2, n_tiles=
                                     block_size=lanes, lanes=lanes)
         return beats, c.view(np.uint32), M, N
     f = get_format(fmt, element_only=True)
+    tiled = tiled and f.allows_tiles                        # mx9/mx6/mx4: 1D blocks only
     if tiled:
         qa = quantize_tiles(xa, f, (block_size, block_size))
         qb = quantize_tiles(xb, f, (block_size, block_size))
@@ -184,7 +195,8 @@ def matrix_beats(rng, fmt, rows, cols, *, block_size, lanes, m_tiles=2, n_tiles=
             rs, cs = slice(mi * rows, (mi + 1) * rows), slice(nj * cols, (nj + 1) * cols)
             sa = spa[rs, ::block_size]
             sb = spb[::block_size, cs]
-            beats += tile_beats(qa.codes[rs], qb.codes[:, cs], sa, sb, block_size=block_size, lanes=lanes)
+            mu = {} if qa.microexp is None else {"ma": qa.microexp[rs], "mb": qb.microexp[:, cs]}
+            beats += tile_beats(qa.codes[rs], qb.codes[:, cs], sa, sb, block_size=block_size, lanes=lanes, **mu)
     return beats, (c.view(np.uint32) if c.dtype == np.float32 else c.astype(np.uint32)), M, N
 
 
@@ -192,6 +204,8 @@ def beat_payload(beat, bf16):
     p = {"a": beat.a, "b": beat.b, "first": int(beat.first), "last": int(beat.last)}
     if not bf16:
         p["scale_a"], p["scale_b"] = beat.scale_a, beat.scale_b
+    if beat.micro_a is not None:
+        p["micro_a"], p["micro_b"] = beat.micro_a, beat.micro_b
     return p
 
 
@@ -206,7 +220,8 @@ def _acc():
 
 def _params():
     p = dict(get_design().params)
-    p.setdefault("block_size", 32)
+    fb = get_format(p["fmt"])
+    p.setdefault("block_size", fb.default_block_size if fb.is_element else 32)     # mx9/mx6/mx4: 16
     p.setdefault("lanes", p["block_size"])
     return p["fmt"], p["rows"], p["cols"], p["block_size"], p["lanes"]
 
@@ -222,7 +237,8 @@ def _model(in_codec, out_codec, fmt, rows, cols, block_size, lanes, bf16):
             if accepted:
                 v = in_codec.unpack(cyc["i__payload"], depth=3)
                 trace.append(ArrayBeat(a=v["a"], b=v["b"], scale_a=v.get("scale_a"), scale_b=v.get("scale_b"),
-                                       first=bool(v["first"]), last=bool(v["last"])))
+                                       first=bool(v["first"]), last=bool(v["last"]),
+                                       micro_a=v.get("micro_a"), micro_b=v.get("micro_b")))
             else:
                 trace.append(None)
         out = systolic_cycle_model(trace, fmt=fmt, rows=rows, cols=cols, block_size=block_size,
