@@ -478,10 +478,12 @@ def pe_random_case(design: BuiltDesign, component, *, count: int, seed: int, max
 
 
 def pe_pairs_case(design: BuiltDesign, component, *, seed: int, scales: dict, pairs=None,
-                  idle_prob: float = 0.02, name: str = "code_pairs") -> VectorCase:
+                  idle_prob: float = 0.02, name: str = "code_pairs", rotate_scales: bool = False) -> VectorCase:
     """Each (a, b) code pair (all of them when ``pairs`` is None) as the only non-zero
     product of a one-block dot product (position rotating), for every scale pair in
-    ``scales`` (e.g. :func:`mxsf.sim.pe_stimulus.pair_scale_sets`)."""
+    ``scales`` (e.g. :func:`mxsf.sim.pe_stimulus.pair_scale_sets`); with
+    ``rotate_scales`` once, pair ``k`` under scale pair ``k % len(scales)`` (every code
+    pair and every scale pair, a third of the dot products for three scale pairs)."""
     fmt, bs, _ = _pe_params(design)
     f = get_format(fmt, element_only=True)
     if pairs is None:
@@ -494,8 +496,14 @@ def pe_pairs_case(design: BuiltDesign, component, *, seed: int, scales: dict, pa
     posn = np.arange(P) % bs
     A[np.arange(P), posn] = a
     B[np.arange(P), posn] = b
+    sets = list(scales.values())
+    if rotate_scales:
+        pick = np.arange(P) % len(sets)
+        sa = np.array([s[0] for s in sets], np.uint8)[pick].reshape(P, 1)
+        sb = np.array([s[1] for s in sets], np.uint8)[pick].reshape(P, 1)
+        return pe_dots_case(design, component, name, [A], [B], [sa], [sb], seed=seed, idle_prob=idle_prob)
     groups = ([], [], [], [])
-    for sa, sb in scales.values():
+    for sa, sb in sets:
         groups[0].append(A)
         groups[1].append(B)
         groups[2].append(np.full((P, 1), sa, np.uint8))

@@ -3,11 +3,13 @@
 (every cycle against the golden cycle model), and the cocotb regression on Verilator and
 Icarus.
 
-The default suite runs mxsf and bf16 on Amaranth's simulator, and on Verilator every
-format (bf16 included) as a 2x2 array (blocks of 4 in one beat) and a 4x4 array (blocks
-of 4 in two beats), Icarus on 2x2 mxsf and bf16 (about 15-30 CPU-seconds per Verilator
-build). ``-m slow`` adds the other formats on Amaranth's simulator and on Icarus, 4x4
-arrays with one beat per block, and 8x8 arrays on Verilator.
+Builds are what the simulator tests cost (Verilator: 15-70 CPU-seconds per array, Icarus:
+1-3), so the default suite spreads formats over Icarus and keeps Verilator for the larger
+arrays: every format (mx9 for the BDR family) as a 2x2 array on Icarus (blocks of 4 in one
+beat), the 4x4 MXSF and BF16 arrays on Verilator (blocks of 4 in two beats: the skew and
+multi-beat blocks), the 4x4 MX6 array on Icarus (pair microexponents through the skew).
+``-m slow`` adds the other formats on Amaranth's simulator, 2x2 and 4x4 arrays of every
+format on Verilator (one beat and two beats per block) and 8x8 arrays.
 """
 
 import numpy as np
@@ -238,35 +240,37 @@ def _bdr_slow(formats, keep=()):
             if f != "bf16" and get_format(f).microexp_group and f not in keep else f for f in formats]
 
 
+@pytest.mark.slow
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", _bdr_slow(ALL_FORMATS, keep=("mx9",)))
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
 def test_array_2x2_verilator(build_root, fmt):
-    """2x2, blocks of 4 in one beat (bf16: 2 beats)."""
+    """2x2, blocks of 4 in one beat (bf16: 2 beats): the Icarus run below, on Verilator."""
     _run(build_root, "verilator", fmt, 2)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", [f if f in ("mxsf", "bf16", "fp8_e5m2", "mx6") else pytest.param(f, marks=pytest.mark.slow)
+@pytest.mark.parametrize("fmt", [f if f in ("mxsf", "bf16") else pytest.param(f, marks=pytest.mark.slow)
                                  for f in ALL_FORMATS])
 def test_array_4x4_verilator(build_root, fmt):
-    """4x4, blocks of 4 in 2 beats of 2 lanes. Every format goes through the 2x2 array above;
-    the larger array's skew and multi-beat blocks are format-independent, so the default
-    suite builds it for MXSF, BF16 (the other PE), E5M2 (the widest block sums) and MX6 (the
-    pair microexponents travel through the skew) only."""
+    """4x4, blocks of 4 in 2 beats of 2 lanes. Every format goes through the 2x2 array on
+    Icarus; the larger array's skew and multi-beat blocks are format-independent, so the
+    default suite builds it for the two PE kinds, MXSF and BF16, only."""
     _run(build_root, "verilator", fmt, 4, count=12, lanes=2)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ["mxsf", "bf16"])
+@pytest.mark.parametrize("fmt", _bdr_slow(ALL_FORMATS, keep=("mx9",)))
 def test_array_2x2_icarus(build_root, fmt):
+    """2x2, blocks of 4 in one beat (bf16: 2 beats): every format's PE inside an array
+    (widths of codes, scales and block sums through the skew and drain)."""
     _run(build_root, "icarus", fmt, 2, count=12)
 
 
-@pytest.mark.slow
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", [f for f in ALL_FORMATS if f not in ("mxsf", "bf16")])
-def test_array_2x2_icarus_other_formats(build_root, fmt):
-    _run(build_root, "icarus", fmt, 2, count=12)
+def test_array_4x4_icarus_microexponents(build_root):
+    """4x4 MX6 array, blocks of 16 in 8 beats: the pair microexponents travel through the
+    skew with their elements."""
+    _run(build_root, "icarus", "mx6", 4, count=6, lanes=2)
 
 
 @pytest.mark.slow

@@ -29,11 +29,11 @@ from mxsf.sim.vector_benches import (array_case, array_results, array_tiles_beat
                                      pe_beats_case, pe_pairs_case, pe_random_case, requant_case, run_case)
 
 EIGHT_BIT = ["fp8_e4m3", "fp8_e5m2", "int8", "fp8_e2m5", "mxsf"]
-#: PE configuration per simulator: Verilator runs the shipped PE (block 32, 32 lanes) of the
-#: 8-bit formats; Icarus, ~100x slower per cycle but with cheap builds, the smallest PE with
-#: one beat per block (4 lanes, so the rotating pair position still visits every lane and
-#: the adder tree) of every format.
-PE_CONFIG = {"verilator": (32, 32), "icarus": (4, 4)}
+#: PE of the code-pair sweeps on both simulators: the smallest with one beat per block
+#: (4 lanes, so the rotating pair position still visits every lane and the adder tree);
+#: a Verilator build of it costs a fraction of the shipped PE's (block 32, 32 lanes), which
+#: runs on Verilator for MXSF (test_pe_vectors_shipped_pe).
+PE_CONFIG = {"verilator": (4, 4), "icarus": (4, 4)}
 
 
 def _pe(build_root, fmt, block_size, lanes):
@@ -94,16 +94,17 @@ def test_testbench_parameter_errors():
 @pytest.mark.sim
 @pytest.mark.parametrize("fmt", EIGHT_BIT)
 def test_pe_vectors_verilator(build_root, fmt):
-    """Shipped PE (block 32, 32 lanes): every code pair x {neutral, subnormal, overflow}
-    scales, random multi-block dot products (NaN/Inf scales and codes), framing corner
-    cases and exact cancellation: one Verilator build serves them all."""
+    """Every code pair x {neutral, subnormal, overflow} scales (196,608 dot products),
+    random multi-block dot products (NaN/Inf scales and codes), framing corner cases and
+    exact cancellation through the 4-lane PE: one Verilator build serves them all."""
     require_simulator("verilator")
-    design, comp = _pe(build_root, fmt, *PE_CONFIG["verilator"])
     bs, lanes = PE_CONFIG["verilator"]
+    design, comp = _pe(build_root, fmt, bs, lanes)
     r = run_case(pe_pairs_case(design, comp, seed=3, scales=stim.pair_scale_sets(fmt)), "verilator",
                  encoding="bin").check()
     assert r.compared_outputs == 3 * get_format(fmt).n_codes ** 2
-    r = run_case(pe_random_case(design, comp, count=2000, seed=11), "verilator").check()
+    r = run_case(pe_random_case(design, comp, count=2000, seed=11, max_blocks=8), "verilator",
+                 encoding="bin").check()
     assert r.compared_outputs == 2000
     rng = np.random.default_rng(5)
     beats = (stim.framing_mx_beats(rng, fmt, block_size=bs, lanes=lanes)
@@ -112,17 +113,35 @@ def test_pe_vectors_verilator(build_root, fmt):
 
 
 @pytest.mark.sim
+def test_pe_vectors_shipped_pe(build_root):
+    """The shipped MXSF PE (block 32, 32 lanes) on Verilator: random multi-block dot
+    products, framing corner cases, exact cancellation."""
+    require_simulator("verilator")
+    design, comp = _pe(build_root, "mxsf", 32, 32)
+    r = run_case(pe_random_case(design, comp, count=2000, seed=11), "verilator", encoding="bin").check()
+    assert r.compared_outputs == 2000
+    rng = np.random.default_rng(5)
+    beats = (stim.framing_mx_beats(rng, "mxsf", block_size=32, lanes=32)
+             + stim.cancelling_mx_dots(rng, "mxsf", block_size=32, lanes=32, count=12))
+    run_case(pe_beats_case(design, comp, beats, seed=5, name="framing"), "verilator").check()
+
+
+@pytest.mark.sim
 @pytest.mark.parametrize("fmt", [f for f in ELEMENT_FORMATS if not get_format(f).microexp_group])
 def test_pe_vectors_icarus(build_root, fmt):
     # the BDR formats (mx9/mx6/mx4) carry microexponents this path does not pack: cocotb (test_pe.py)
-    """Every code pair x 3 scale sets and random dot products on Icarus (4-lane PE); for
-    the 6- and 4-bit formats (4,096 and 256 pairs) also framing and cancellation."""
+    """Every code pair on Icarus (4-lane PE, the design of the Verilator sweep): the 6- and
+    4-bit formats (4,096 and 256 pairs) under each of the 3 scale sets, with framing and
+    cancellation; the 8-bit ones once each, pair ``k`` under scale set ``k % 3`` (Icarus
+    runs ~100x slower per cycle; Verilator runs every pair under every set)."""
     require_simulator("icarus")
     bs, lanes = PE_CONFIG["icarus"]
     design, comp = _pe(build_root, fmt, bs, lanes)
-    r = run_case(pe_pairs_case(design, comp, seed=3, scales=stim.pair_scale_sets(fmt)), "icarus").check()
-    assert r.compared_outputs == 3 * get_format(fmt).n_codes ** 2
-    if fmt not in EIGHT_BIT:
+    rotate = fmt in EIGHT_BIT
+    r = run_case(pe_pairs_case(design, comp, seed=3, scales=stim.pair_scale_sets(fmt), rotate_scales=rotate),
+                 "icarus", encoding="bin").check()
+    assert r.compared_outputs == (1 if rotate else 3) * get_format(fmt).n_codes ** 2
+    if not rotate:
         rng = np.random.default_rng(5)
         beats = (stim.framing_mx_beats(rng, fmt, block_size=bs, lanes=lanes)
                  + stim.cancelling_mx_dots(rng, fmt, block_size=bs, lanes=lanes, count=12))
