@@ -218,25 +218,36 @@ DEFAULT_DESIGNS = [
 ]
 
 
-@pytest.mark.sim
-@pytest.mark.parametrize("fmt,rows,cols,lanes", DEFAULT_DESIGNS)
-def test_requant_verilator(build_root, fmt, rows, cols, lanes):
-    """Random tiles, special tiles, every midpoint at several scales, heavy back-pressure,
-    and the sustained rate, every cycle against the cycle model."""
-    require_simulator("verilator")
+def _requant_regression(build_root, sim, fmt, rows, cols, lanes):
     big = rows * cols > 64
     # BDR: both pair grids' midpoints at the clamp end, 2^0 and the top (the rest: -m slow)
     scales = {"scales": [-127, -126, 0, 127]} if get_format(fmt).microexp_group else {}
-    run_checked(_design(build_root, fmt, rows, cols, lanes), REQUANT_TESTS, sim="verilator", seed=31,
+    run_checked(_design(build_root, fmt, rows, cols, lanes), REQUANT_TESTS, sim=sim, seed=31,
                 testcase=["random_tiles", "special_tiles", "midpoints", "backpressure", "back_to_back"],
                 config={"count": 12 if big else 100, **scales})
 
 
+#: The design of the default suite on Verilator (the others run on Icarus, whose builds
+#: cost 1-3 s against Verilator's 15-60): the 32 x 32 MXSF tile.
+VERILATOR_DESIGNS = [("mxsf", 32, 32, 4)]
+
+
 @pytest.mark.sim
-def test_requant_icarus(build_root):
+@pytest.mark.parametrize("fmt,rows,cols,lanes", [d if d in VERILATOR_DESIGNS else pytest.param(*d, marks=pytest.mark.slow)
+                                                 for d in DEFAULT_DESIGNS])
+def test_requant_verilator(build_root, fmt, rows, cols, lanes):
+    """Random tiles, special tiles, every midpoint at several scales, heavy back-pressure,
+    and the sustained rate, every cycle against the cycle model."""
+    require_simulator("verilator")
+    _requant_regression(build_root, "verilator", fmt, rows, cols, lanes)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,rows,cols,lanes", [d for d in DEFAULT_DESIGNS if d not in VERILATOR_DESIGNS])
+def test_requant_icarus(build_root, fmt, rows, cols, lanes):
+    """The regression above on Icarus for every other default design."""
     require_simulator("icarus")
-    run_checked(_design(build_root, "mxsf", 4, 8, 4), REQUANT_TESTS, sim="icarus", seed=33,
-                testcase=["random_tiles", "special_tiles", "backpressure"], config={"count": 12})
+    _requant_regression(build_root, "icarus", fmt, rows, cols, lanes)
 
 
 @pytest.mark.sim
