@@ -899,8 +899,7 @@ class GemmRun:
 
     ``transpose_a``/``transpose_b``: the command's payload (``C = op(A) @ op(B)``).
     ``stall_prob``: ``o.ready`` is low with this probability in each cycle of the run's
-    stall window (from its nominal start, about the cycles its ``o`` beats need at that
-    rate), high after it. ``follow``: the ``start`` line comes right after the previous
+    stall window (the cycles its ``o`` beats need at that rate, nominally), high after it. ``follow``: the ``start`` line comes right after the previous
     run's (seeded idle lines apart) and waits for ``start.ready`` (runs back to back);
     otherwise it comes after the earlier runs have had ample time to finish, so that an
     unstalled run starts on an idle GEMM and its timing can be checked exactly.
@@ -916,6 +915,7 @@ class GemmRun:
             value = getattr(self, name)
             if not _is_bit(value):
                 raise ValueError(f"{name} must be a bool (or 0/1), not {value!r}")
+            object.__setattr__(self, name, bool(value))
         p = self.stall_prob
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0.0 <= p < 1.0:
             raise ValueError(f"stall_prob must be a number within [0, 1), not {p!r}")
@@ -1293,25 +1293,32 @@ def gemm_case(design: BuiltDesign, component, qa, qb, runs: Sequence[GemmRun], *
         pos[stream_name] = np.arange(count) + np.cumsum(_gaps(rng, count, idle_prob, 3))
     load_end = max(int(p[-1]) for p in pos.values()) + 1
 
-    # nominal schedule: an unstalled run from an idle GEMM takes well under `whole` cycles
-    whole = lat + 2 * (T * tp + rows) + 8
-    stall_len = [int(np.ceil((B + lat) / (1.0 - r.stall_prob))) if r.stall_prob else 0 for r in runs]
+    # Nominal schedule (a fluid model; it only places the start lines and the stall windows,
+    # the expectation reads the real cycles from the records): run k starts in s_k, its o
+    # beats drain from first_o_k to o_end_k at the rate o.ready allows (at most one tile per
+    # tile_period), its tiles are issued until credits (fifo_depth rows) run out.
     gaps = np.zeros(K, np.int64)
     starts = np.zeros(K, np.int64)
-    gaps[0] = load_end + 1
-    starts[0] = load_end + 1
-    done = starts[0] + stall_len[0] + whole
-    slack = lat
-    for k in range(1, K):
-        if runs[k].follow:
+    windows = []
+    o_end = busy_end = done = 0
+    for k, r in enumerate(runs):
+        rate = 1.0 - r.stall_prob
+        if k == 0:
+            gaps[0] = starts[0] = load_end + 1
+        elif r.follow:                   # right after the previous start, held until busy is low
             gaps[k] = int(_gaps(rng, 1, idle_prob, 3)[0])
-            starts[k] = max(starts[k - 1] + 1 + gaps[k], starts[k - 1] + (T - 1) * tp + 2)
-            slack += stall_len[k - 1] + T * tp
-        else:
+            starts[k] = max(starts[k - 1] + 1 + gaps[k], busy_end)
+        else:                            # after the earlier runs are done (an idle GEMM)
             gaps[k] = done - starts[k - 1] - 1
             starts[k] = done
-        done = max(starts[k], done) + stall_len[k] + whole
-    n_cycles = int(done + slack + DRAIN)
+        first_o = max(int(starts[k]) + lat, o_end)
+        mean = max(T * tp, B / rate)
+        busy_end = max(int(starts[k]) + (T - 1) * tp + 2,
+                       int(first_o + mean - (g.fifo_depth + rows) / rate - (lat - g.acc_latency)))
+        o_end = int(np.ceil(first_o + mean + (4 * np.sqrt(B * r.stall_prob) / rate)))     # + 4 sigma
+        windows.append((first_o, o_end))
+        done = o_end + lat + rows + 8
+    n_cycles = int(done + lat + DRAIN)
 
     line = input_layout(design.ports, "start")
     leaf = design_leaf_layout(component, line)
@@ -1321,9 +1328,8 @@ def gemm_case(design: BuiltDesign, component, qa, qb, runs: Sequence[GemmRun], *
 
     o_ready = np.ones(n_cycles, bool)
     o_ready[:starts[0]] = rng.random(int(starts[0])) < 0.5
-    for k, r in enumerate(runs):
+    for r, (s, e) in zip(runs, windows):
         if r.stall_prob:
-            s, e = int(starts[k]), min(int(starts[k]) + stall_len[k], n_cycles)
             o_ready[s:e] &= rng.random(e - s) >= r.stall_prob
 
     cyc_layout = cycle_layout(design.ports, "start")
