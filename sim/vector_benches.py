@@ -11,7 +11,9 @@ and got bits, the input beat behind it, the seed).
 Expected records come from the golden model: :func:`mxsf.golden.matmul.batched_dot`
 directly (MX PE, vectorized: a million dot products take seconds), or the cycle models
 of :mod:`mxsf.golden.models`, :mod:`mxsf.golden.requant_model` and
-:mod:`mxsf.golden.systolic_model`. For blocks with an input ``ready`` the testbench holds
+:mod:`mxsf.golden.systolic_model`; for the GEMM, the golden ``expected_run`` of each run,
+placed on cycles by :class:`GemmExpectation` (exact where the timing is specified, in order
+elsewhere). For blocks with an input ``ready`` the testbench holds
 a beat until it is accepted (like the cocotb driver); the trace the design actually saw
 is rebuilt from the recorded ``ready`` and given to the cycle model, whose ``ready`` is
 compared on every cycle too, exactly as the cocotb scoreboard does.

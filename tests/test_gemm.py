@@ -265,6 +265,7 @@ def _assert_edits_caught(gemm, design, case, got):
         "first o beat of an exact run late": (s0 + gemm.latency, {"o__valid": 0, "o__payload": 0}, "o__valid"),
         "last o beat missing": (last_o, {"o__valid": 0, "o__payload": 0}, "o__valid"),
         "extra acc row": (case.cycles - 1, {"acc__valid": 1}, "acc__valid"),
+        "extra o beat": (case.cycles - 3, {"o__valid": 1, "o__payload": 5}, "o__valid"),
         "extra busy": (case.cycles - 2, {"busy": 1}, "busy"),
     }
     for what, (cycle, fields, port) in edits.items():
