@@ -901,10 +901,11 @@ class GemmRun:
 
     ``transpose_a``/``transpose_b``: the command's payload (``C = op(A) @ op(B)``).
     ``stall_prob``: ``o.ready`` is low with this probability in each cycle of the run's
-    stall window (the cycles its ``o`` beats need at that rate, nominally), high after it. ``follow``: the ``start`` line comes right after the previous
-    run's (seeded idle lines apart) and waits for ``start.ready`` (runs back to back);
-    otherwise it comes after the earlier runs have had ample time to finish, so that an
-    unstalled run starts on an idle GEMM and its timing can be checked exactly.
+    stall window (the cycles its ``o`` beats need at that rate, nominally), high after it.
+    ``follow``: the ``start`` line comes right after the previous run's (seeded idle lines
+    apart) and waits for ``start.ready`` (runs back to back); otherwise it comes after the
+    earlier runs have had ample time to finish, so that an unstalled run starts on an idle
+    GEMM and its timing can be checked exactly.
     """
 
     transpose_a: bool = False
