@@ -152,5 +152,6 @@ def register(sub) -> None:
     s.add_argument("--waves", action="store_true", help="always record waveforms")
     s.add_argument("--vectors", type=positive_int, default=None, metavar="N",
                    help="vector-file regression at simulator speed: N random dot products / tiles / groups "
-                        "(pe, bf16-pe, maxexp, requantizer, array); --exhaustive adds every PE code pair")
+                        "(pe, bf16-pe, maxexp, requantizer, array) or GEMM runs (gemm); "
+                        "--exhaustive adds every PE code pair")
     s.set_defaults(func=_cmd_test)

@@ -11,7 +11,9 @@ and got bits, the input beat behind it, the seed).
 Expected records come from the golden model: :func:`mxsf.golden.matmul.batched_dot`
 directly (MX PE, vectorized: a million dot products take seconds), or the cycle models
 of :mod:`mxsf.golden.models`, :mod:`mxsf.golden.requant_model` and
-:mod:`mxsf.golden.systolic_model`. For blocks with an input ``ready`` the testbench holds
+:mod:`mxsf.golden.systolic_model`; for the GEMM, the golden ``expected_run`` of each run,
+placed on cycles by :class:`GemmExpectation` (exact where the timing is specified, in order
+elsewhere). For blocks with an input ``ready`` the testbench holds
 a beat until it is accepted (like the cocotb driver); the trace the design actually saw
 is rebuilt from the recorded ``ready`` and given to the cycle model, whose ``ready`` is
 compared on every cycle too, exactly as the cocotb scoreboard does.
@@ -41,12 +43,14 @@ from mxsf.gen.built import BuiltDesign
 
 from .run import Simulator
 from .vectors import (CYCLE_BITS, Encoding, FieldLayout, Records, VectorSim, build_design_vector_sim,
-                      field_int, field_values, format_value, input_layout, output_layout, pack_fields)
+                      cycle_layout, field_int, field_values, format_value, input_layout, output_layout,
+                      pack_fields)
 
 __all__ = [
     "Expected", "VectorCase", "VectorResult", "leaf_fields", "design_leaf_layout",
     "pe_dots_case", "pe_random_case", "pe_pairs_case", "pe_beats_case", "bf16_pe_case",
     "array_tiles_beats", "array_case", "array_results", "maxexp_case", "requant_case",
+    "GemmRun", "GEMM_TRANSPOSE_RUNS", "GemmTiming", "GemmExpectation", "gemm_runs", "gemm_case",
     "run_case", "check_records",
 ]
 
@@ -131,6 +135,9 @@ class VectorCase:
     ``expect(records)`` returns the :class:`Expected` records; it ignores ``records``
     except for blocks with an input ``ready`` (``held``), whose accepted trace it rebuilds
     from them. ``describe(line)`` names the input of a stimulus line for reports.
+    ``source(records, cycle)``, when given, names the input behind a mismatch in
+    ``cycle`` for the report as ``(input cycle, stimulus line, note)`` (either may be
+    None) instead of the ``cycle - latency`` rule (e.g. the GEMM's ``start`` command).
     """
 
     name: str
@@ -146,6 +153,7 @@ class VectorCase:
     results: int = 0
     line_of_cycle: Callable[[Records, int], int | None] | None = None
     gen_seconds: float = 0.0
+    source: Callable[[Records, int], tuple[int | None, int | None, str]] | None = None
 
     @property
     def latency(self) -> int:
@@ -262,12 +270,20 @@ def check_records(case: VectorCase, got: Records, sim: str) -> tuple[bool, str, 
         if e_val is not None and g_val is not None:
             bits = [str(b) for b in range(width) if (e_val ^ g_val) >> b & 1]
             lines.append(f"  differing bits: {', '.join(bits[:16])}{' ...' if len(bits) > 16 else ''}")
-        src = cycle - case.latency
-        line_no = case.line_of_cycle(got, src) if case.line_of_cycle else (src if src >= 0 else None)
+        note = ""
+        if case.source is not None:
+            src, line_no, note = case.source(got, cycle)
+        else:
+            src = cycle - case.latency
+            line_no = case.line_of_cycle(got, src) if case.line_of_cycle else (src if src >= 0 else None)
         lin = design_leaf_layout(case.component, input_layout(case.design.ports, case.held))
         if line_no is not None and 0 <= line_no < len(case.stimulus):
             lines.append(f"  produced by input cycle {src} (stimulus line {line_no}): "
                          f"{_describe_row(lin, case.stimulus[line_no])}")
+            if note:
+                lines.append(f"  {note}")
+        elif case.source is not None:
+            lines.append(f"  produced by no input: {note}")
         else:
             lines.append(f"  produced by no input (cycle {cycle} - latency {case.latency} is before the first)")
         lines.append(f"  DUT outputs this cycle: {_describe_ports(out, g_row)}")
@@ -877,3 +893,471 @@ def requant_case(design: BuiltDesign, component, tiles: Sequence, *, seed: int, 
         model=lambda tr: requant_cycle_model(tr, fmt=fmt, rows=rows, cols=cols, lanes=lanes,
                                              latency=design.latency),
         out_values=out_values)
+
+
+# ----------------------------------------------------------------------------------------
+# MX GEMM (start held; operand loads and o.ready per cycle)
+
+
+def _is_bit(value) -> bool:
+    return isinstance(value, (bool, int, np.integer, np.bool_)) and not isinstance(value, float) and value in (0, 1)
+
+
+@dataclass(frozen=True)
+class GemmRun:
+    """One ``start`` command of a :func:`gemm_case`.
+
+    ``transpose_a``/``transpose_b``: the command's payload (``C = op(A) @ op(B)``).
+    ``stall_prob``: ``o.ready`` is low with this probability in each cycle of the run's
+    stall window (the cycles its ``o`` beats need at that rate, nominally), high after it.
+    ``follow``: the ``start`` line comes right after the previous run's (seeded idle lines
+    apart) and waits for ``start.ready`` (runs back to back); otherwise it comes after the
+    earlier runs have had ample time to finish, so that an unstalled run starts on an idle
+    GEMM and its timing can be checked exactly.
+    """
+
+    transpose_a: bool = False
+    transpose_b: bool = False
+    stall_prob: float = 0.0
+    follow: bool = False
+
+    def __post_init__(self):
+        for name in ("transpose_a", "transpose_b", "follow"):
+            value = getattr(self, name)
+            if not _is_bit(value):
+                raise ValueError(f"{name} must be a bool (or 0/1), not {value!r}")
+            object.__setattr__(self, name, bool(value))
+        p = self.stall_prob
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0.0 <= p < 1.0:
+            raise ValueError(f"stall_prob must be a number within [0, 1), not {p!r}")
+
+
+#: The runs of the cocotb ``transposes`` test: ``A @ B``, ``A @ B.T``, ``A.T @ B`` (o.ready
+#: stalled 40 % of cycles), ``A.T @ B.T``, then ``A @ B`` again stalled 80 % of cycles (the
+#: credits run out and tile issue pauses).
+GEMM_TRANSPOSE_RUNS = (GemmRun(False, False), GemmRun(False, True), GemmRun(True, False, 0.4),
+                       GemmRun(True, True), GemmRun(False, False, 0.8))
+
+
+def gemm_runs(rng: np.random.Generator, *, count: int) -> list[GemmRun]:
+    """``count`` runs: the first (up to) five of :data:`GEMM_TRANSPOSE_RUNS`, then random
+    transpose choices, a third of them with ``o.ready`` stalls (probability 0.3 to 0.8)
+    and a third started back to back with the previous run."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise ValueError(f"count must be a positive integer, not {count!r}")
+    runs = list(GEMM_TRANSPOSE_RUNS[:count])
+    for _ in range(count - len(runs)):
+        ta, tb = (bool(x) for x in rng.integers(0, 2, size=2))
+        stall = float(rng.uniform(0.3, 0.8)) if rng.random() < 1 / 3 else 0.0
+        runs.append(GemmRun(ta, tb, round(stall, 2), bool(rng.random() < 1 / 3)))
+    return runs
+
+
+@dataclass(frozen=True)
+class GemmTiming:
+    """What the GEMM expectation read from a run's records (see :class:`GemmExpectation`)."""
+
+    starts: np.ndarray          # int64 (runs,): cycle each run's start was accepted, -1 if never
+    exact: np.ndarray           # bool (runs,): run checked on exact cycles (idle GEMM, o.ready high)
+    acc_cycles: np.ndarray      # int64 (runs * tiles * rows,): cycle expected for each golden acc row
+    o_stall_cycles: int         # cycles with o.valid high and o.ready low
+    start_wait_cycles: int      # cycles a start line waited for start.ready
+
+
+def _field_mask(layout: FieldLayout, names: Sequence[str]) -> np.ndarray:
+    """Bytes (``layout.nbytes``) with the bits of fields ``names`` set."""
+    bits = 0
+    for name in names:
+        offset, width = layout.field(name)
+        bits |= ((1 << width) - 1) << offset
+    return np.frombuffer(bits.to_bytes(layout.nbytes, "little"), np.uint8)
+
+
+class GemmExpectation:
+    """The expected records of a :func:`gemm_case` run, rebuilt from its records.
+
+    Called with the :class:`Records` of a run (as :attr:`VectorCase.expect`), it returns the
+    :class:`Expected` records. Which cycle each ``start`` was accepted in is rebuilt from
+    the recorded ``start.ready`` (the testbench holds the line until then). A run is
+    checked on **exact cycles** when its ``start`` found the GEMM idle (every earlier acc
+    row and ``o`` beat seen before) and ``o.ready`` stayed high from the start until its
+    last acc row and first ``o`` beat; otherwise its outputs are checked **in order**.
+
+    Checked on every cycle:
+
+    * ``start.ready == !busy`` (``start`` is taken while ``busy`` is low); ``busy`` low
+      before the first start, high in the cycle after each accepted start, falling once
+      per run and low again by the cycle of the run's last acc row (all its tiles were
+      issued before), and not rising again until the next start is accepted;
+    * every acc row and ``o`` beat equals golden ``expected_run`` of its run (its tiles
+      numbered after the earlier runs' for stochastic rounding), in order, none missing
+      and none extra; ``o`` stays valid and its payload unchanged while ``o.ready`` is low.
+
+    Exact cycles, for runs on an idle GEMM without stalls (the documented timing of
+    :class:`~mxsf.hw.gemm.MXGemm`): acc row ``r`` of tile ``n`` in ``s + acc_latency + n *
+    tile_period + r`` and no acc row otherwise from ``s`` to the last one; the first ``o``
+    beat in ``s + latency`` and none before; and when ``dim / lanes >= rows`` (the tile
+    buffers stream without pause, ``tile_period == dim / lanes``), ``busy`` high from
+    ``s + 1`` to ``s + 1 + (tiles - 1) * tile_period`` (the cycle the last tile is issued:
+    tile ``n`` is issued in ``s + 1 + n * tile_period``, a tile buffer taking a command as
+    the previous one issues its last beat), low from the next cycle. With shorter tiles the
+    buffers run ahead of the array's ``ready`` and the issue cycles are not specified:
+    ``busy`` is checked by the rules above only. The later ``o`` beats of exact runs, and
+    all outputs of the other runs, are checked in order (their cycles are not specified).
+    A missing acc row or ``o`` beat is expected in the cycle after the last one seen (at the
+    earliest ``acc_latency`` or ``latency`` cycles after its run's start).
+    """
+
+    def __init__(self, *, component, runs: Sequence[GemmRun], run_lines: np.ndarray, o_ready: np.ndarray,
+                 golden: dict, out: FieldLayout, out_leaf: FieldLayout):
+        self.component = component
+        self.runs = tuple(runs)
+        self.run_lines = np.asarray(run_lines, np.int64)
+        self.o_ready = np.asarray(o_ready, bool)
+        self.golden = golden
+        self.out = out
+        self.out_leaf = out_leaf
+        self._cache: tuple[Records, dict] | None = None
+
+    # -- the analysis of one run's records -------------------------------------------------
+
+    def _analyse(self, got: Records) -> dict:
+        if self._cache is not None and self._cache[0] is got:
+            return self._cache[1]
+        g = self.component
+        rows, T, tp = g.rows, g.tiles, g.tile_period
+        acc_lat, lat = g.acc_latency, g.latency
+        K, B = len(self.runs), g.tiles * g.rows
+        R = K * B
+        n = len(self.o_ready)
+        o_ready = self.o_ready
+        out = self.out
+        rec_c = np.asarray(got.cycles, np.int64)
+
+        def recorded(name: str, default: int) -> np.ndarray:
+            a = np.full(n, default, bool)
+            if len(rec_c):
+                a[rec_c] = field_values(got.matrix, *out.field(name)).astype(bool)
+            return a
+
+        start_ready = recorded("start__ready", 1)
+        acc_valid = recorded("acc__valid", 0)
+        o_valid = recorded("o__valid", 0)
+        busy = np.zeros(n, bool)
+        if len(rec_c):                       # busy changes are events: hold the last record
+            idx = np.searchsorted(rec_c, np.arange(n), side="right") - 1
+            busy = np.where(idx >= 0, field_values(got.matrix, *out.field("busy"))[np.maximum(idx, 0)], 0) \
+                .astype(bool)
+
+        # the cycle each start line was accepted (idle lines take a cycle each)
+        starts = np.full(K, -1, np.int64)
+        ready_cycles = np.flatnonzero(start_ready)
+        waited = 0
+        c, p = 0, 0
+        for k, line in enumerate(self.run_lines):
+            c += int(line) - p
+            j = int(np.searchsorted(ready_cycles, c))
+            if c >= n or j == len(ready_cycles):
+                break                        # this and later starts never accepted
+            starts[k] = int(ready_cycles[j])
+            waited += int(starts[k]) - c
+            c, p = int(starts[k]) + 1, int(line) + 1
+
+        acc_before = np.concatenate([[0], np.cumsum(acc_valid)])          # rows seen before cycle c
+        o_before = np.concatenate([[0], np.cumsum(o_valid & o_ready)])    # o beats taken before cycle c
+        span = max(acc_lat + (T - 1) * tp + rows, lat + 1)
+        exact = np.zeros(K, bool)
+        for k, s in enumerate(starts):
+            if s >= 0 and s + span <= n:
+                exact[k] = (acc_before[s] == k * B and o_before[s] == k * B and bool(o_ready[s:s + span].all()))
+
+        # acc rows: exact cycles, else in order over the rows seen outside exact windows
+        acc_cycle = np.full(R, -1, np.int64)
+        in_exact = np.zeros(n, bool)
+        tile_row = (np.arange(T)[:, None] * tp + np.arange(rows)[None, :]).ravel()
+        for k in np.flatnonzero(exact):
+            s = int(starts[k])
+            acc_cycle[k * B:(k + 1) * B] = s + acc_lat + tile_row
+            in_exact[s:s + acc_lat + (T - 1) * tp + rows] = True
+        free = np.flatnonzero(acc_valid & ~in_exact)
+        loose = np.flatnonzero(~np.repeat(exact, B))
+        m = min(len(free), len(loose))
+        acc_cycle[loose[:m]] = free[:m]
+        # a run's earliest possible output: from its start (or, never accepted, from the
+        # cycle the first unaccepted start line was presented)
+        origin = np.where(starts >= 0, starts, min(c, n))
+        missing = loose[m:]
+        if len(missing):                     # after the last row seen, and after its run's start
+            cursor = int(np.flatnonzero(acc_valid)[-1]) + 1 if acc_valid.any() else 0
+            for k in np.unique(missing // B):
+                mk = missing[missing // B == k]
+                cursor = max(cursor, int(origin[k]) + acc_lat)
+                spare = cursor + np.flatnonzero(~in_exact[cursor:])[:len(mk)]
+                acc_cycle[mk[:len(spare)]] = spare
+                cursor = int(spare[-1]) + 1 if len(spare) else n
+        acc_index = np.full(n, -1, np.int64)
+        placed = np.flatnonzero(acc_cycle >= 0)
+        acc_index[acc_cycle[placed]] = placed
+
+        # o beats: in order (held while o.ready is low), the first of an exact run exact
+        e_o_valid = o_valid.copy()
+        e_o_valid[1:] |= o_valid[:-1] & ~o_ready[:-1]
+        o_index = o_before[:n].copy()
+        if o_before[n] < R:                  # a missing beat: after the last one seen and its start
+            seen = np.flatnonzero(o_valid)
+            c_m = max(int(seen[-1]) + 1 if len(seen) else 0, int(origin[o_before[n] // B]) + lat)
+            if c_m < n:
+                e_o_valid[c_m] = True
+        e_o_valid &= o_index < R
+        for k in np.flatnonzero(exact):
+            s = int(starts[k])
+            e_o_valid[s:s + lat] = False
+            e_o_valid[s + lat] = True
+            o_index[s + lat] = k * B
+
+        # busy (and start.ready = !busy)
+        e_busy = np.zeros(n, bool)
+        for k in np.flatnonzero(starts >= 0):
+            s = int(starts[k])
+            end = int(starts[k + 1]) if k + 1 < K and starts[k + 1] >= 0 else n
+            if exact[k] and g.tile_beats >= rows:
+                fall = s + 2 + (T - 1) * tp
+            else:
+                low = np.flatnonzero(~busy[s + 2:end])
+                fall = s + 2 + int(low[0]) if len(low) else end
+                last_row = int(acc_cycle[(k + 1) * B - 1])
+                if last_row > s:
+                    fall = min(fall, last_row)
+            e_busy[s + 1:min(fall, n)] = True
+
+        a = {"starts": starts, "exact": exact, "acc_cycle": acc_cycle, "acc_index": acc_index,
+             "e_o_valid": e_o_valid, "o_index": o_index, "e_busy": e_busy, "acc_valid": acc_valid,
+             "o_valid": o_valid, "o_stalls": int((o_valid & ~o_ready).sum()), "waited": waited}
+        self._cache = (got, a)
+        return a
+
+    # -- VectorCase hooks ------------------------------------------------------------------
+
+    def __call__(self, got: Records) -> Expected:
+        a = self._analyse(got)
+        g = self.component
+        n = len(self.o_ready)
+        e_busy, e_o_valid, acc_index = a["e_busy"], a["e_o_valid"], a["acc_index"]
+        e_acc_valid = acc_index >= 0
+        event = e_acc_valid | e_o_valid | e_busy
+        event[1:] |= e_busy[1:] != e_busy[:-1]
+        if n:
+            event[0] = True
+        cyc = np.flatnonzero(event)
+        gold = self.golden
+        names = set(self.out_leaf.names)
+        oi = np.clip(a["o_index"][cyc], 0, len(gold["o_scale"]) - 1)
+        ai = np.clip(acc_index[cyc], 0, len(gold["acc"]) - 1)
+        ov, av = e_o_valid[cyc], e_acc_valid[cyc]
+
+        def on(valid, x):
+            return np.where(valid, x, 0).astype(np.uint64)
+
+        vals = {"cycle": cyc.astype(np.uint64), "start__ready": (~e_busy[cyc]).astype(np.uint64),
+                "busy": e_busy[cyc].astype(np.uint64), "o__valid": ov.astype(np.uint64),
+                "acc__valid": av.astype(np.uint64),
+                "o.scale": on(ov, gold["o_scale"][oi]), "o.first": on(ov, gold["o_first"][oi]),
+                "o.last": on(ov, gold["o_last"][oi]),
+                "acc.row": on(av, ai % g.rows), "acc.first": on(av, ai % g.rows == 0),
+                "acc.last": on(av, ai % g.rows == g.rows - 1)}
+        for j in range(g.cols):
+            vals[f"o.codes[{j}]"] = on(ov, gold["o_codes"][oi, j])
+            vals[f"acc.c[{j}]"] = on(av, gold["acc"][ai, j])
+        vals = {k: v for k, v in vals.items() if k in names}
+        matrix = pack_fields(self.out_leaf, len(cyc), vals)
+        return Expected(cyc.astype(np.int64), matrix, _out_masks(self.out, matrix))
+
+    def timing(self, got: Records) -> GemmTiming:
+        """Start cycles, which runs were checked on exact cycles, and how much the
+        held ``start`` and the stalled ``o`` were exercised."""
+        a = self._analyse(got)
+        return GemmTiming(a["starts"], a["exact"], a["acc_cycle"], a["o_stalls"], a["waited"])
+
+    def source(self, got: Records, cycle: int) -> tuple[int | None, int | None, str]:
+        """The ``start`` of the run an output in ``cycle`` belongs to, for the report."""
+        a = self._analyse(got)
+        g = self.component
+        B = g.tiles * g.rows
+        starts = a["starts"]
+        k, what = None, ""
+        if 0 <= cycle < len(self.o_ready):
+            if a["acc_index"][cycle] >= 0:
+                j = int(a["acc_index"][cycle])
+                k, what = j // B, f"acc row {j % B} of {B} (tile {j % B // g.rows}, row {j % g.rows})"
+            elif a["e_o_valid"][cycle] and a["o_index"][cycle] < len(self.runs) * B:
+                j = int(a["o_index"][cycle])
+                k, what = j // B, f"o beat {j % B} of {B} (tile {j % B // g.rows}, row {j % g.rows})"
+        if k is None:
+            before = np.flatnonzero((starts >= 0) & (starts <= cycle))
+            if len(before) == 0:
+                return None, None, f"cycle {cycle} is before the first start was accepted (operand load)"
+            k = int(before[-1])
+            what = ("an acc row or o beat where none was expected" if cycle < len(self.o_ready)
+                    and (a["acc_valid"][cycle] or a["o_valid"][cycle]) else "busy / start.ready")
+        run = self.runs[k]
+        text = (f"run {k} of {len(self.runs)} (transpose_a={int(run.transpose_a)}, "
+                f"transpose_b={int(run.transpose_b)}, o.ready stall probability {run.stall_prob:g}"
+                f"{', back to back' if run.follow else ''}; "
+                f"{'exact cycles' if a['exact'][k] else 'checked in order'}): {what}")
+        if starts[k] < 0:
+            return None, None, f"{text}; its start (stimulus line {int(self.run_lines[k])}) was never accepted"
+        return int(starts[k]), int(self.run_lines[k]), text
+
+
+def _gemm_golden(component, qa, qb, runs: Sequence[GemmRun]) -> dict:
+    """Golden acc rows and ``o`` beats of all runs in order (``expected_run`` of each, its
+    tiles numbered after the earlier runs'), as arrays."""
+    from .tests.gemm_tests import expected_run
+
+    stochastic = component.options.get("rounding") == "stochastic"
+    cache: dict = {}
+    parts = []
+    for k, run in enumerate(runs):
+        ta, tb = int(run.transpose_a), int(run.transpose_b)
+        key = (ta, tb, k if stochastic else 0)      # the tile count matters only to SR
+        if key not in cache:
+            acc, o = expected_run(component, qa, qb, ta, tb, tile_offset=k * component.tiles)
+            cache[key] = (np.array(acc, np.uint64).reshape(-1, component.cols),
+                          np.array([b["codes"] for b in o], np.uint64).reshape(-1, component.cols),
+                          np.array([b["scale"] for b in o], np.uint64),
+                          np.array([b["first"] for b in o], np.uint64),
+                          np.array([b["last"] for b in o], np.uint64))
+        parts.append(cache[key])
+    keys = ("acc", "o_codes", "o_scale", "o_first", "o_last")
+    return {key: np.concatenate([p[i] for p in parts]) for i, key in enumerate(keys)}
+
+
+def _gemm_loads(rng: np.random.Generator, component, qa, qb) -> dict:
+    """Leaf values of the four operand load streams: every code word and tile scale of A
+    and B once, each stream in a seeded random order."""
+    d, bs = component.dim, component.block_size
+    nt = d // bs
+    streams = {}
+    for side, q, w in (("a", qa, component.a_word), ("b", qb, component.b_word)):
+        codes = np.asarray(q.codes).astype(np.int64).reshape(d * (d // w), w)    # word (row, seg)
+        order = rng.permutation(len(codes))
+        vals = {f"{side}_codes.row": order // (d // w), f"{side}_codes.seg": order % (d // w)}
+        for k in range(w):
+            vals[f"{side}_codes.codes[{k}]"] = codes[order, k]
+        streams[f"{side}_codes"] = vals
+        scales = np.asarray(q.scale_e8m0).astype(np.int64).reshape(-1)
+        order = rng.permutation(nt * nt)
+        streams[f"{side}_scale"] = {f"{side}_scale.tile_row": order // nt, f"{side}_scale.tile_col": order % nt,
+                                    f"{side}_scale.scale": scales[order]}
+    return streams
+
+
+def gemm_case(design: BuiltDesign, component, qa, qb, runs: Sequence[GemmRun], *, seed: int,
+              idle_prob: float = 0.25, name: str = "runs") -> VectorCase:
+    """MX GEMM case: load A and B once, then the ``start`` of each of ``runs`` in order.
+
+    ``component`` is the :class:`~mxsf.hw.gemm.MXGemm` of ``design``; ``qa``, ``qb`` are
+    its ``dim x dim`` operands quantized in ``block_size`` tiles
+    (:func:`~mxsf.golden.quantize.quantize_tiles`, e.g. of ``gemm_operands``); ``runs``
+    :class:`GemmRun` (or ``(transpose_a, transpose_b[, stall_prob[, follow]])`` tuples).
+
+    Stimulus: the testbench holds the ``start`` stream (one line per command, idle lines
+    with random payload bits during the load phase and between runs); the per-cycle file
+    carries the four load streams (every code word and scale of A and B once, in a seeded
+    random order, with seeded idle cycles and random payload bits while not valid; they
+    finish before the first ``start``) and the seeded ``o.ready`` pattern (random during
+    the load, low with each run's ``stall_prob`` in its stall window, high otherwise).
+    Expected records: :class:`GemmExpectation` (what is checked on exact cycles and what
+    in order is listed there) from golden ``expected_run``.
+
+    ``beats`` of the case counts the array beats the runs stream (``tiles * dim / lanes``
+    a run), ``results`` the acc rows and ``o`` beats checked.
+
+    Raises
+    ------
+    ValueError
+        Operands that are not ``dim x dim``, no runs, a bad run, or ``idle_prob`` outside
+        [0, 1].
+    """
+    t0 = time.monotonic()
+    g = component
+    d = g.dim
+    for label, q in (("qa", qa), ("qb", qb)):
+        shape = tuple(np.shape(getattr(q, "codes", None)))
+        if shape != (d, d):
+            raise ValueError(f"{label} must be an MX matrix of {d} x {d} codes (dim={d}), not shape {shape}")
+    if not 0.0 <= idle_prob <= 1.0:
+        raise ValueError(f"idle_prob must be within [0, 1], not {idle_prob!r}")
+    runs = [r if isinstance(r, GemmRun) else GemmRun(*r) for r in runs]
+    if not runs:
+        raise ValueError("runs must hold at least one GemmRun, not an empty sequence")
+    rng = np.random.default_rng([seed, 0x6e33])
+    rows, T, tp, lat = g.rows, g.tiles, g.tile_period, g.latency
+    B = T * rows
+    K = len(runs)
+
+    # load phase: four streams in parallel on the per-cycle lines
+    streams = _gemm_loads(rng, g, qa, qb)
+    pos = {}
+    for stream_name, vals in streams.items():
+        count = len(next(iter(vals.values())))
+        pos[stream_name] = np.arange(count) + np.cumsum(_gaps(rng, count, idle_prob, 3))
+    load_end = max(int(p[-1]) for p in pos.values()) + 1
+
+    # Nominal schedule (a fluid model; it only places the start lines and the stall windows,
+    # the expectation reads the real cycles from the records): run k starts in s_k, its o
+    # beats drain from first_o_k to o_end_k at the rate o.ready allows (at most one tile per
+    # tile_period), its tiles are issued until credits (fifo_depth rows) run out.
+    gaps = np.zeros(K, np.int64)
+    starts = np.zeros(K, np.int64)
+    windows = []
+    o_end = busy_end = done = 0
+    for k, r in enumerate(runs):
+        rate = 1.0 - r.stall_prob
+        if k == 0:
+            gaps[0] = starts[0] = load_end + 1
+        elif r.follow:                   # right after the previous start, held until busy is low
+            gaps[k] = int(_gaps(rng, 1, idle_prob, 3)[0])
+            starts[k] = max(starts[k - 1] + 1 + gaps[k], busy_end)
+        else:                            # after the earlier runs are done (an idle GEMM)
+            gaps[k] = done - starts[k - 1] - 1
+            starts[k] = done
+        first_o = max(int(starts[k]) + lat, o_end)
+        mean = max(T * tp, B / rate)
+        busy_end = max(int(starts[k]) + (T - 1) * tp + 2,
+                       int(first_o + mean - (g.fifo_depth + rows) / rate - (lat - g.acc_latency)))
+        o_end = int(np.ceil(first_o + mean + (4 * np.sqrt(B * r.stall_prob) / rate)))     # + 4 sigma
+        windows.append((first_o, o_end))
+        done = o_end + lat + rows + 8
+    n_cycles = int(done + lat + DRAIN)
+
+    line = input_layout(design.ports, "start")
+    leaf = design_leaf_layout(component, line)
+    lines, run_lines = _spread(rng, leaf, {"start.transpose_a": [int(r.transpose_a) for r in runs],
+                                           "start.transpose_b": [int(r.transpose_b) for r in runs]},
+                               K, gaps, 0, "start__valid")
+
+    o_ready = np.ones(n_cycles, bool)
+    o_ready[:starts[0]] = rng.random(int(starts[0])) < 0.5
+    for r, (s, e) in zip(runs, windows):
+        if r.stall_prob:
+            o_ready[s:e] &= rng.random(e - s) >= r.stall_prob
+
+    cyc_layout = cycle_layout(design.ports, "start")
+    cyc_leaf = design_leaf_layout(component, cyc_layout)
+    cyc = rng.integers(0, 256, size=(n_cycles, cyc_layout.nbytes), dtype=np.uint8)    # idle: random bits
+    controls = [f"{s}__valid" for s in streams] + ["o__ready"]
+    cyc &= ~_field_mask(cyc_layout, controls)
+    cyc |= pack_fields(cyc_leaf, n_cycles, {"o__ready": o_ready.astype(np.uint64)})
+    for stream_name, vals in streams.items():
+        p = pos[stream_name]
+        keep = ~_field_mask(cyc_layout, [f"{stream_name}__valid", f"{stream_name}__payload"])
+        cyc[p] = (cyc[p] & keep) | pack_fields(cyc_leaf, len(p), {**vals, f"{stream_name}__valid": 1})
+
+    out = output_layout(design.ports)
+    expect = GemmExpectation(component=component, runs=runs, run_lines=run_lines, o_ready=o_ready,
+                             golden=_gemm_golden(component, qa, qb, runs), out=out,
+                             out_leaf=design_leaf_layout(component, out))
+    return VectorCase(name=name, design=design, component=component, stimulus=lines, expect=expect, seed=seed,
+                      beats=K * T * g.tile_beats, cycles=n_cycles, held="start", cycle_stimulus=cyc,
+                      results=2 * K * B, gen_seconds=time.monotonic() - t0, source=expect.source)

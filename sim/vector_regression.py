@@ -19,16 +19,18 @@ import numpy as np
 from mxsf.gen.verilog import build_verilog
 
 from .run import SIMULATORS, BuildError, Simulator, SimulatorUnavailable
-from .vector_benches import (VectorResult, array_case, bf16_pe_case, maxexp_case, pe_pairs_case, pe_random_case,
-                             requant_case, run_case)
+from .vector_benches import (VectorResult, array_case, bf16_pe_case, gemm_case, gemm_runs, maxexp_case,
+                             pe_pairs_case, pe_random_case, requant_case, run_case)
 from .vectors import VectorRunError
 
 __all__ = ["VECTOR_DESIGNS", "run_vector_regression"]
 
 #: Designs with a vector regression.
-VECTOR_DESIGNS = ("pe", "bf16-pe", "maxexp", "requantizer", "array")
+VECTOR_DESIGNS = ("pe", "bf16-pe", "maxexp", "requantizer", "array", "gemm")
 #: Dot products (or transactions) per simulator run; a larger count is split in batches.
 BATCH = 250_000
+#: GEMM: simulated cycles per batch of runs (each batch loads fresh operands from reset).
+GEMM_BATCH_CYCLES = 2_000_000
 
 
 def _cases(name: str, design, component, *, count: int, exhaustive: bool, seed: int):
@@ -81,6 +83,24 @@ def _cases(name: str, design, component, *, count: int, exhaustive: bool, seed: 
                     values.setdefault(key, []).append(v)
             return array_case(design, component, values, len(beats), seed=seed)
         yield "random_tiles", make
+    elif name == "gemm":
+        from mxsf.golden.quantize import quantize_tiles
+
+        from .tests.gemm_tests import gemm_operands
+
+        g = component
+        per_run = g.latency + 2 * g.tiles * (g.tile_period + g.rows)        # about, with stalls
+        per_batch = max(1, GEMM_BATCH_CYCLES // per_run)
+
+        def make(n, k):
+            rng = np.random.default_rng([seed, k, 0x6e33])
+            xa, xb = gemm_operands(rng, g)
+            tile = (g.block_size, g.block_size)
+            qa, qb = quantize_tiles(xa, g.fmt, tile), quantize_tiles(xb, g.fmt, tile)
+            return gemm_case(design, g, qa, qb, gemm_runs(rng, count=n), seed=seed + 7919 * k)
+        for k, start in enumerate(range(0, count, per_batch)):
+            n = min(per_batch, count - start)
+            yield (f"runs[{start}:{start + n}]" if count > per_batch else "runs", lambda n=n, k=k: make(n, k))
     else:
         raise ValueError(f"design must be one of {', '.join(VECTOR_DESIGNS)} for --vectors; not {name!r}")
 
@@ -110,7 +130,9 @@ def run_vector_regression(design, *, sims: Sequence[Simulator] = ("verilator",),
     encoding : "bin" or "hex"
         Stimulus file encoding (see :mod:`mxsf.sim.vectors`).
     count : int
-        Random dot products (PE), tiles or groups.
+        Random dot products (PE), tiles or groups; GEMM runs (``start`` commands: the four
+        transpose choices, stalled and back-to-back runs, see
+        :func:`~mxsf.sim.vector_benches.gemm_runs`) on operands loaded once per batch.
     exhaustive : bool
         PE: also every code pair x {neutral, subnormal, overflow} scales.
     seed : int, optional
