@@ -378,6 +378,11 @@ def run_jobs(jobs: Sequence[SynthJob], *, synth_dir: str | os.PathLike[str] | No
     return results  # type: ignore[return-value]
 
 
+#: Seconds to wait for the Dask scheduler before giving up (a cluster that is still
+#: starting its scheduler gets this long).
+SCHEDULER_TIMEOUT_S = 30.0
+
+
 def _run_dask(scheduler: str, items: Sequence[tuple[int, SynthJob]], args: tuple,
               finished: Callable[[int, SynthResult], None]) -> None:
     """Run ``run_job(job, *args)`` for each item on the Dask cluster at ``scheduler``."""
@@ -386,7 +391,7 @@ def _run_dask(scheduler: str, items: Sequence[tuple[int, SynthJob]], args: tuple
     except ImportError as error:  # pragma: no cover - a dependency of the package
         raise ValueError(f"--scheduler needs the 'distributed' package ({error})") from None
     try:
-        client = Client(scheduler, timeout=30, set_as_default=False)
+        client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError) as error:
         raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler!r}: "
                               f"{str(error).splitlines()[0] if str(error) else error!r}") from None

@@ -51,8 +51,10 @@ def test_bf16_pe_parameter_errors():
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("lanes", [1, 4])
-def test_bf16_pe(build_root, simulator, lanes):
+@pytest.mark.parametrize("sim,lanes", [("verilator", 1), pytest.param("verilator", 4, marks=pytest.mark.slow),
+                                       ("icarus", 1), ("icarus", 4)])
+def test_bf16_pe(build_root, sim, lanes):
+    """1 and 4 lanes on Icarus, the shipped 1-lane PE on Verilator (4 lanes: -m slow)."""
+    require_simulator(sim)
     design = build_verilog(BF16ProcessingElement, {"lanes": lanes}, name="bf16_pe", root=build_root)
-    run_checked(design, BF16_TESTS, sim=simulator, seed=2,
-                config={"count": 150 if simulator == "verilator" else 40})
+    run_checked(design, BF16_TESTS, sim=sim, seed=2, config={"count": 150 if sim == "verilator" else 40})

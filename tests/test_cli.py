@@ -99,13 +99,13 @@ ARRAY_FORMATS = [*ELEMENT_FORMATS, "bf16"]
 @pytest.mark.parametrize("fmt", ARRAY_FORMATS)
 def test_generate_array_every_format(tmp_path, capsys, fmt):
     block = (fmt != "bf16" and get_format(fmt).fixed_block_size) or 2     # mx9/mx6/mx4: 16
-    assert main(["generate", "array", "--fmt", fmt, "--rows", "2", "--cols", "3", "--block-size", str(block),
+    assert main(["generate", "array", "--fmt", fmt, "--rows", "1", "--cols", "3", "--block-size", str(block),
                  "--lanes", "2", "-o", str(tmp_path)]) == 0
     (side_path,) = tmp_path.glob("*.json")
     side = json.loads(side_path.read_text())
     assert (tmp_path / side["verilog"]).read_text().count(f"module {side['top']}(") == 1
-    assert side["params"]["rows"] == 2 and side["params"]["cols"] == 3
-    assert side["macs_per_cycle"] == 12
+    assert side["params"]["rows"] == 1 and side["params"]["cols"] == 3
+    assert side["macs_per_cycle"] == 6
     assert side["latency"] == 1 + (2 if fmt == "bf16" else 3) + 3
     assert side_path.name in capsys.readouterr().out
 

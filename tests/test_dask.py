@@ -43,8 +43,11 @@ def test_compare_on_a_dask_cluster_gives_the_local_table(tmp_path, capsys):
     assert (local / "out" / "compare.md").read_text() == (remote / "out" / "compare.md").read_text()
 
 
-def test_unreachable_scheduler_exits_2(tmp_path, capsys):
+def test_unreachable_scheduler_exits_2(tmp_path, capsys, monkeypatch):
     from mxsf.cli import main
+    from mxsf.synth import compare
+
+    monkeypatch.setattr(compare, "SCHEDULER_TIMEOUT_S", 2.0)      # nothing listens on port 9
 
     assert main([*_SWEEP, "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path / "out"),
                  "--synth-dir", str(tmp_path / "synth")]) == 2

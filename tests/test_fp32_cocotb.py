@@ -24,7 +24,7 @@ def test_adder_pairs_icarus(build_root):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("sim", [pytest.param("verilator", marks=pytest.mark.slow), "icarus"])
 def test_adder_bf16_result_pairs(build_root, sim):
     """``Float32Adder(man_width=7)``: a bfloat16 accumulator plus a float32, rounded once to
     bfloat16, against the golden ``bf16_add`` (exact sums, SPEC.md 10)."""

@@ -143,6 +143,7 @@ def test_gemm_icarus(build_root, fmt):
     run_checked(_design(build_root, fmt), GEMM_TESTS, sim="icarus", seed=41)
 
 
+@pytest.mark.slow
 @pytest.mark.sim
 @pytest.mark.parametrize("fmt", ["mxsf", "int8"])
 def test_gemm_verilator(build_root, fmt):

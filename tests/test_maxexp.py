@@ -166,7 +166,8 @@ def _design(build_root, n, lanes, stages):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("n,lanes,stages", [(24, 12, 0), (32, 8, 3), (6, 3, 1)])
+@pytest.mark.parametrize("n,lanes,stages", [(32, 8, 3), pytest.param(24, 12, 0, marks=pytest.mark.slow),
+                                            pytest.param(6, 3, 1, marks=pytest.mark.slow)])
 def test_maxexp_verilator(build_root, n, lanes, stages):
     require_simulator("verilator")
     run_checked(_design(build_root, n, lanes, stages), MAXEXP_TESTS, sim="verilator", seed=21,
@@ -174,9 +175,10 @@ def test_maxexp_verilator(build_root, n, lanes, stages):
 
 
 @pytest.mark.sim
-def test_maxexp_icarus(build_root):
+@pytest.mark.parametrize("n,lanes,stages", [(32, 8, 3), (24, 12, 0), (6, 3, 1)])
+def test_maxexp_icarus(build_root, n, lanes, stages):
     require_simulator("icarus")
-    run_checked(_design(build_root, 32, 8, 3), MAXEXP_TESTS, sim="icarus", seed=22,
+    run_checked(_design(build_root, n, lanes, stages), MAXEXP_TESTS, sim="icarus", seed=22,
                 config={"count": 20})
 
 

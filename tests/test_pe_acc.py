@@ -70,39 +70,48 @@ def _design(build_root, fmt, block_size=8, lanes=4):
 
 
 #: Default suite: one format of each kind (MXSF, FP with a NaN code, IEEE-like FP with
-#: Inf/NaN, INT); every format on Verilator and on Icarus behind ``-m slow`` (every format
-#: runs on the Amaranth simulator above in the default suite).
+#: Inf/NaN, INT) on Icarus (cheap builds), MXSF on Verilator; every format on Verilator and
+#: on Icarus behind ``-m slow`` (every format runs on the Amaranth simulator above in the
+#: default suite).
 DEFAULT_FORMATS = ["mxsf", "fp8_e4m3", "fp8_e5m2", "int8"]
+PE_BF16_CASES = ["random_dots", "cancellation", "framing", "long_dots", "code_pairs"]
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", [f if f in DEFAULT_FORMATS else pytest.param(f, marks=pytest.mark.slow)
+@pytest.mark.parametrize("fmt", [f if f == "mxsf" else pytest.param(f, marks=pytest.mark.slow)
                                  for f in ELEMENT_FORMATS if f not in BDR])
 def test_pe_bf16_verilator(build_root, fmt):
     require_simulator("verilator")
-    run_checked(_design(build_root, fmt), PE_TESTS, sim="verilator", seed=12,
-                testcase=["random_dots", "cancellation", "framing", "long_dots", "code_pairs"],
+    run_checked(_design(build_root, fmt), PE_TESTS, sim="verilator", seed=12, testcase=PE_BF16_CASES,
                 config={"count": 30, "pair_sample": 200})
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,lanes", [("mx9", 32), pytest.param("mx6", 4, marks=pytest.mark.slow),
+@pytest.mark.parametrize("fmt,lanes", [pytest.param("mx9", 32, marks=pytest.mark.slow),
+                                       pytest.param("mx6", 4, marks=pytest.mark.slow),
                                        pytest.param("mx4", 32, marks=pytest.mark.slow)])
 def test_bdr_pe_bf16_verilator(build_root, fmt, lanes):
     """BDR with a bfloat16 accumulator (SPEC.md 11 + 10); 32 lanes: two blocks a beat, two
     chained bfloat16 additions."""
     require_simulator("verilator")
-    run_checked(_design(build_root, fmt, 16, lanes), PE_TESTS, sim="verilator", seed=12,
-                testcase=["random_dots", "cancellation", "framing", "long_dots", "code_pairs"],
+    run_checked(_design(build_root, fmt, 16, lanes), PE_TESTS, sim="verilator", seed=12, testcase=PE_BF16_CASES,
                 config={"count": 30, "pair_sample": 200})
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ["mxsf", "fp8_e5m2"])
+def test_bdr_pe_bf16_icarus(build_root):
+    """MX9 with a bfloat16 accumulator, 32 lanes (two blocks a beat) on Icarus."""
+    require_simulator("icarus")
+    run_checked(_design(build_root, "mx9", 16, 32), PE_TESTS, sim="icarus", seed=12, testcase=PE_BF16_CASES,
+                config={"count": 8, "pair_sample": 60})
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt", DEFAULT_FORMATS)
 def test_pe_bf16_icarus(build_root, fmt):
     require_simulator("icarus")
-    run_checked(_design(build_root, fmt), PE_TESTS, sim="icarus", seed=13,
-                testcase=["random_dots", "framing", "long_dots"], config={"count": 10})
+    run_checked(_design(build_root, fmt), PE_TESTS, sim="icarus", seed=13, testcase=PE_BF16_CASES,
+                config={"count": 10, "pair_sample": 100})
 
 
 @pytest.mark.slow
@@ -115,7 +124,7 @@ def test_pe_bf16_icarus_all_formats(build_root, fmt):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("sim", [pytest.param("verilator", marks=pytest.mark.slow), "icarus"])
 def test_array_bf16_acc(build_root, sim):
     """A 2x2 MXSF array with bfloat16 accumulators: every cycle against the golden cycle
     model, and whole matrices against golden ``matmul(acc="bf16")``."""

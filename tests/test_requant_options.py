@@ -250,9 +250,9 @@ def test_gemm_options_amaranth():
 
 
 @pytest.mark.sim
-def test_gemm_options_verilator(build_root):
+def test_gemm_options_icarus(build_root):
     from mxsf.hw.gemm import MXGemm
-    require_simulator("verilator")
+    require_simulator("icarus")
     design = build_verilog(MXGemm, {"fmt": "fp8_e4m3", "rows": 2, "cols": 2, "block_size": 4, "lanes": 4,
                                     "dim": 8, **GEMM_OPTIONS}, name="gemm_fp8_e4m3", root=build_root)
-    run_checked(design, "mxsf.sim.tests.gemm_tests", sim="verilator", seed=45)
+    run_checked(design, "mxsf.sim.tests.gemm_tests", sim="icarus", seed=45)

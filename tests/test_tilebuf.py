@@ -130,8 +130,10 @@ def _design(build_root, **params):
     return build_verilog(TileBuffer, {"fmt": "mxsf", **params}, name="tilebuf", root=build_root)
 
 
+@pytest.mark.slow
 @pytest.mark.sim
 def test_tilebuf_verilator(build_root):
+    """(The GEMM's vector regression runs a tile buffer on Verilator in the default suite.)"""
     require_simulator("verilator")
     run_checked(_design(build_root, rows=16, cols=8, block_size=4, lanes=4, vecs=2), TILEBUF_TESTS,
                 sim="verilator", seed=21)

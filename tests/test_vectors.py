@@ -355,13 +355,15 @@ def test_vcd_of_the_dut(build_root, sim):
 
 def test_cli_vectors_bad_input(capsys):
     from mxsf.cli.main import main
+    from mxsf.gen.design import resolve_design
+    from mxsf.sim.vector_regression import run_vector_regression
 
     assert main(["test", "pe", "--fmt", "mxsf", "--vectors", "0"]) == 2
     assert "--vectors: expected a positive integer" in capsys.readouterr().err
-    assert main(["test", "gemm", "--fmt", "mxsf", "--tile", "4", "4", "--block-size", "32", "--lanes", "8",
-                 "--dim", "128", "--vectors", "10"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--vectors: design must be one of pe, bf16-pe, maxexp, requantizer, array" in err
+    with pytest.raises(ValueError, match=r"^design must be one of pe, bf16-pe, maxexp, requantizer, array, gemm "
+                                         r"for --vectors; not 'fp32-adder'$"):
+        d = resolve_design("pe", {"fmt": "mxsf"})
+        run_vector_regression(dataclasses.replace(d, spec=dataclasses.replace(d.spec, name="fp32-adder")))
     assert main(["test", "pe", "--fmt", "mxsf", "--vectors", "10", "--count", "3"]) == 2
 
 
