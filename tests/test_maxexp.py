@@ -166,9 +166,11 @@ def _design(build_root, n, lanes, stages):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("n,lanes,stages", [(32, 8, 3), pytest.param(24, 12, 0, marks=pytest.mark.slow),
+@pytest.mark.parametrize("n,lanes,stages", [pytest.param(32, 8, 3, marks=pytest.mark.slow),
+                                            pytest.param(24, 12, 0, marks=pytest.mark.slow),
                                             pytest.param(6, 3, 1, marks=pytest.mark.slow)])
 def test_maxexp_verilator(build_root, n, lanes, stages):
+    """(-m slow: the max-exponent finder's vector regression runs on Verilator by default.)"""
     require_simulator("verilator")
     run_checked(_design(build_root, n, lanes, stages), MAXEXP_TESTS, sim="verilator", seed=21,
                 config={"count": 60})

@@ -206,13 +206,14 @@ def test_pe_cocotb(build_root, sim):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,lanes", [("mx9", 32), ("mx6", 32), pytest.param("mx4", 32, marks=pytest.mark.slow),
+@pytest.mark.parametrize("fmt,lanes", [pytest.param("mx9", 32, marks=pytest.mark.slow), ("mx6", 32),
+                                       pytest.param("mx4", 32, marks=pytest.mark.slow),
                                        pytest.param("mx6", 4, marks=pytest.mark.slow),
                                        pytest.param("mx9", 16, marks=pytest.mark.slow)])
 def test_bdr_pe_verilator(build_root, fmt, lanes):
     """Random multi-block dot products, back to back, cancellation, framing, sampled code pairs
     (32 lanes: two 16-element blocks a beat). MX6 shares the build of its exhaustive sweep;
-    MX4 and the 4-lane MX6 run on Icarus (``test_bdr_pe_icarus_subset``)."""
+    MX9, MX4 and the 4-lane MX6 run on Icarus (``test_bdr_pe_icarus_subset``)."""
     require_simulator("verilator")
     design = _design(build_root, fmt, 16, lanes)
     run_checked(design, PE_TESTS, sim="verilator", seed=11,

@@ -70,7 +70,7 @@ def _design(build_root, fmt, block_size=8, lanes=4):
 
 
 #: Default suite: one format of each kind (MXSF, FP with a NaN code, IEEE-like FP with
-#: Inf/NaN, INT) on Icarus (cheap builds), MXSF on Verilator; every format on Verilator and
+#: Inf/NaN, INT) on Icarus (cheap builds); every format on Verilator and
 #: on Icarus behind ``-m slow`` (every format runs on the Amaranth simulator above in the
 #: default suite).
 DEFAULT_FORMATS = ["mxsf", "fp8_e4m3", "fp8_e5m2", "int8"]
@@ -78,8 +78,7 @@ PE_BF16_CASES = ["random_dots", "cancellation", "framing", "long_dots", "code_pa
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", [f if f == "mxsf" else pytest.param(f, marks=pytest.mark.slow)
-                                 for f in ELEMENT_FORMATS if f not in BDR])
+@pytest.mark.parametrize("fmt", [pytest.param(f, marks=pytest.mark.slow) for f in ELEMENT_FORMATS if f not in BDR])
 def test_pe_bf16_verilator(build_root, fmt):
     require_simulator("verilator")
     run_checked(_design(build_root, fmt), PE_TESTS, sim="verilator", seed=12, testcase=PE_BF16_CASES,

@@ -161,8 +161,8 @@ def test_requant_options_amaranth(fmt, rows, cols, lanes, stages, options):
 # ------------------------------------------------------------------------------------
 # cocotb regression (the smallest designs that exercise each option)
 
-#: ceil, even, rne and stochastic each on both simulators (floor/rne is test_requant.py's);
-#: the last two designs run behind ``-m slow``.
+#: ceil, even, rne and stochastic each on Icarus, ceil + stochastic also on Verilator
+#: (floor/rne is test_requant.py's); the last two designs run behind ``-m slow``.
 COCOTB_DESIGNS = [
     ("fp8_e4m3", 2, 4, 4, dict(scale_rounding="ceil")),
     ("int8", 1, 4, 4, dict(scale_rounding="even")),
@@ -179,7 +179,9 @@ def _design(build_root, fmt, rows, cols, lanes, options):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,rows,cols,lanes,options", COCOTB_DESIGNS[:3], ids=_IDS[:3])
+@pytest.mark.parametrize("fmt,rows,cols,lanes,options",
+                         [d if k == 2 else pytest.param(*d, marks=pytest.mark.slow) for k, d in enumerate(COCOTB_DESIGNS[:3])],
+                         ids=_IDS[:3])
 def test_requant_options_verilator(build_root, fmt, rows, cols, lanes, options):
     require_simulator("verilator")
     run_checked(_design(build_root, fmt, rows, cols, lanes, options), REQUANT_TESTS, sim="verilator", seed=41,
@@ -197,7 +199,7 @@ def test_requant_options_more_verilator(build_root, fmt, rows, cols, lanes, opti
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt,rows,cols,lanes,options", COCOTB_DESIGNS[1:3], ids=_IDS[1:3])
+@pytest.mark.parametrize("fmt,rows,cols,lanes,options", COCOTB_DESIGNS[:3], ids=_IDS[:3])
 def test_requant_options_icarus(build_root, fmt, rows, cols, lanes, options):
     require_simulator("icarus")
     run_checked(_design(build_root, fmt, rows, cols, lanes, options), REQUANT_TESTS, sim="icarus", seed=43,

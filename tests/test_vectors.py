@@ -331,9 +331,10 @@ def test_requant_and_maxexp_vectors(build_root, sim):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("sim", [pytest.param("verilator", marks=pytest.mark.slow), "icarus"])
 def test_vcd_of_the_dut(build_root, sim):
-    """``vcd=True`` builds dump the DUT hierarchy to the VCD named at run time."""
+    """``vcd=True`` builds dump the DUT hierarchy to the VCD named at run time (Verilator's
+    ``--trace`` build costs ~25 CPU-s: -m slow; gate-level activity uses Icarus)."""
     require_simulator(sim)
     design = build_verilog(BF16ProcessingElement, {"lanes": 1}, name="bf16_pe_1", root=build_root)
     vs = vectors.build_design_vector_sim(design, sim, vcd=True)
