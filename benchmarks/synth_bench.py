@@ -13,11 +13,14 @@ seconds. ``--no-cache`` reruns everything. Exits 1 if a sanity check fails (ever
 positive, reference ratios 1, every MX PE smaller per MAC than the BF16 PE).
 
 With ``--lib osu018`` it prints the silicon table instead (:func:`osu_main`): for each PE
-format (block 32, 32 lanes), the BF16 PE (1 lane and 32 lanes: the same MACs per cycle as
-the MX PEs) and 4x4 arrays of MXSF and of BF16 PEs (4 lanes each: equal throughput):
-GE, Fmax, pJ/MAC from golden-checked gate-level activity (PEs) and vectorless, ratios to
-the BF16 PE and the MXFP8 E4M3 PE, and the wall time of each step (synthesis, gate-level
-simulation, STA).
+format (block 32, 32 lanes), the BF16 PE (1 lane) and 4x4 arrays of MXSF and of BF16 PEs
+(4 lanes each: equal throughput, 64 MACs a cycle): GE, Fmax, pJ/MAC from golden-checked
+gate-level activity (PEs) and vectorless, ratios to the BF16 PE and the MXFP8 E4M3 PE,
+and the wall time of each step (synthesis, gate-level simulation, STA). The BF16 design
+with a 32-lane PE's MACs per cycle is 32 one-lane BF16 PEs (32 dot products side by
+side): its row is the 1-lane PE's times 32 (area, power; the same pJ/MAC and Fmax). A
+32-lane BF16 PE is not that design: it chains 32 float32 adders in its accumulator loop
+(SPEC.md 5's order), a 32-adder-deep cycle no one would build.
 
 Usage: python benchmarks/synth_bench.py [--jobs N] [--no-cache] [--synth-dir DIR] [--lib osu018]
 """
@@ -125,7 +128,6 @@ def osu_main(args) -> int:
     print(f"mxsf silicon benchmark ({args.lib}): Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, jobs {args.jobs}, cache {'off' if args.no_cache else 'on'}\n")
     jobs = plan_compare(["pe"], formats, block_size=BLOCK, lanes=LANES)
-    jobs.append(make_job("bf16-pe", {"lanes": LANES}))
     if not args.no_arrays:
         for fmt in ("mxsf", "bf16"):
             jobs.append(make_job("array", {"fmt": fmt, "rows": 4, "cols": 4, "block_size": BLOCK,
@@ -153,7 +155,17 @@ def osu_main(args) -> int:
                       num(r.get("sqnr_1d_db"), ".2f"), f"{res.report.wall_time_s:.1f}",
                       num(e.get("sim_time_s"), ".1f"),
                       f"{res.report.sta_time_s + (e.get('sta_time_s') or 0):.1f}"])
+    bf16 = next((r for r in rows if r["design"] == "bf16-pe"), None)
+    if bf16 is not None:
+        # 32 one-lane BF16 PEs side by side: the MX PE's MACs per cycle, no shared logic
+        lines.append(["32 x bf16-pe", "bf16", "lanes=1 (x32)", 32 * bf16["macs_per_cycle"],
+                      f"{32 * bf16['area_ge']:.0f}", f"{bf16['ge_per_mac']:.1f}", num(bf16.get("fmax_mhz"), ".1f"),
+                      num(bf16.get("pj_per_mac"), ".2f"), num(bf16.get("pj_per_mac_vectorless"), ".2f"),
+                      num(bf16.get("pj_ratio_vs_bf16"), ".3f"), num(bf16.get("pj_ratio_vs_fp8_e4m3"), ".3f"),
+                      num(bf16.get("sqnr_1d_db"), ".2f"), "-", "-", "-"])
     print(table(head, lines))
+    print("\n32 x bf16-pe: the BF16 design with the MX PEs' 32 MACs a cycle, derived from the "
+          "1-lane row (32 copies: 32x the area and power, the same Fmax and pJ/MAC).")
     print("\npJ/MAC act.: power from a golden-checked gate-level simulation of 8 gaussian dot "
           "products of length 256, one beat a cycle; vl.: vectorless (inputs toggle 0.1/cycle). "
           "Both at each design's own Fmax. Ratios use the activity figure where both rows have "
