@@ -1,4 +1,5 @@
-"""The float32 adder on Verilator: >= 10^6 random pairs of every class against NumPy."""
+"""The float32 adder on Verilator and Icarus: random pairs of every class against NumPy
+(2^18 on Verilator by default, 2^20 with -m slow)."""
 
 import pytest
 
@@ -9,11 +10,13 @@ from mxsf.sim.wrappers import Float32AdderLanes
 
 
 @pytest.mark.sim
-def test_adder_million_pairs_verilator(build_root):
+@pytest.mark.parametrize("pairs", [1 << 18, pytest.param(1 << 20, marks=pytest.mark.slow)])
+def test_adder_random_pairs_verilator(build_root, pairs):
+    """2^18 random pairs of every class (2^20: -m slow), 16 lanes a cycle from cocotb."""
     require_simulator("verilator")
     design = build_verilog(Float32AdderLanes, {"lanes": 16}, name="fp32_add_lanes", root=build_root)
     run_checked(design, "mxsf.sim.tests.fp32_tests", sim="verilator", seed=9,
-                config={"pairs": 1 << 20}, timeout_s=1200)
+                config={"pairs": pairs}, timeout_s=1200)
 
 
 @pytest.mark.sim

@@ -4,10 +4,9 @@
 Icarus.
 
 Builds are what the simulator tests cost (Verilator: 15-70 CPU-seconds per array, Icarus:
-1-3), so the default suite spreads formats over Icarus and keeps Verilator for the larger
-arrays: every format (mx9 for the BDR family) as a 2x2 array on Icarus (blocks of 4 in one
-beat), the 4x4 MXSF array on Verilator (blocks of 4 in two beats: the skew and
-multi-beat blocks), the 4x4 MX6 array on Icarus (pair microexponents through the skew).
+1-3), so the default suite runs the cocotb array regression on Icarus: every format (mx9 for the BDR family) as a 2x2 array on Icarus (blocks of 4 in one
+beat), the 4x4 MXSF and MX6 arrays on Icarus (blocks in several beats: the skew, the
+pair microexponents). Verilator runs the arrays of the vector-file and inference tests.
 ``-m slow`` adds the other formats on Amaranth's simulator, 2x2 and 4x4 arrays of every
 format on Verilator (one beat and two beats per block) and 8x8 arrays.
 """
@@ -249,12 +248,10 @@ def test_array_2x2_verilator(build_root, fmt):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", [f if f == "mxsf" else pytest.param(f, marks=pytest.mark.slow)
-                                 for f in ALL_FORMATS])
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
 def test_array_4x4_verilator(build_root, fmt):
-    """4x4, blocks of 4 in 2 beats of 2 lanes. Every format goes through the 2x2 array on
-    Icarus; the larger array's skew and multi-beat blocks are format-independent, so the
-    default suite builds it for MXSF only (BF16: 2x2 on Icarus, vector files)."""
+    """4x4, blocks of 4 in 2 beats of 2 lanes."""
     _run(build_root, "verilator", fmt, 4, count=12, lanes=2)
 
 
@@ -267,10 +264,13 @@ def test_array_2x2_icarus(build_root, fmt):
 
 
 @pytest.mark.sim
-def test_array_4x4_icarus_microexponents(build_root):
-    """4x4 MX6 array, blocks of 16 in 8 beats: the pair microexponents travel through the
-    skew with their elements."""
-    _run(build_root, "icarus", "mx6", 4, count=6, lanes=2)
+@pytest.mark.parametrize("fmt", ["mxsf", "mx6"])
+def test_array_4x4_icarus(build_root, fmt):
+    """4x4, blocks in several beats of 2 lanes (MX6: blocks of 16 in 8 beats, the pair
+    microexponents travel through the skew with their elements). Every format goes
+    through the 2x2 array; the larger array's skew and multi-beat blocks are
+    format-independent, so the default suite builds it for MXSF and MX6 only."""
+    _run(build_root, "icarus", fmt, 4, count=6, lanes=2)
 
 
 @pytest.mark.slow
