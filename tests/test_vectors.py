@@ -109,7 +109,7 @@ def test_pe_vectors_verilator(build_root, fmt):
     rng = np.random.default_rng(5)
     beats = (stim.framing_mx_beats(rng, fmt, block_size=bs, lanes=lanes)
              + stim.cancelling_mx_dots(rng, fmt, block_size=bs, lanes=lanes, count=12))
-    run_case(pe_beats_case(design, comp, beats, seed=5, name="framing"), "verilator").check()
+    run_case(pe_beats_case(design, comp, beats, seed=5, name="framing"), "verilator", encoding="bin").check()
 
 
 @pytest.mark.sim
@@ -123,7 +123,7 @@ def test_pe_vectors_shipped_pe(build_root):
     rng = np.random.default_rng(5)
     beats = (stim.framing_mx_beats(rng, "mxsf", block_size=32, lanes=32)
              + stim.cancelling_mx_dots(rng, "mxsf", block_size=32, lanes=32, count=12))
-    run_case(pe_beats_case(design, comp, beats, seed=5, name="framing"), "verilator").check()
+    run_case(pe_beats_case(design, comp, beats, seed=5, name="framing"), "verilator", encoding="bin").check()
 
 
 @pytest.mark.sim
@@ -145,7 +145,7 @@ def test_pe_vectors_icarus(build_root, fmt):
         rng = np.random.default_rng(5)
         beats = (stim.framing_mx_beats(rng, fmt, block_size=bs, lanes=lanes)
                  + stim.cancelling_mx_dots(rng, fmt, block_size=bs, lanes=lanes, count=12))
-        run_case(pe_beats_case(design, comp, beats, seed=5, name="framing"), "icarus").check()
+        run_case(pe_beats_case(design, comp, beats, seed=5, name="framing"), "icarus", encoding="bin").check()
     r = run_case(pe_random_case(design, comp, count=300, seed=11, max_blocks=6), "icarus", encoding="bin").check()
     assert r.compared_outputs == 300
 
@@ -172,7 +172,7 @@ def test_pe_vectors_multibeat_formats(build_root, fmt, lanes):
     rng = np.random.default_rng(10)
     beats = (stim.framing_mx_beats(rng, fmt, block_size=32, lanes=lanes)
              + stim.cancelling_mx_dots(rng, fmt, block_size=32, lanes=lanes, count=9))
-    run_case(pe_beats_case(design, comp, beats, seed=10, name="framing"), "icarus").check()
+    run_case(pe_beats_case(design, comp, beats, seed=10, name="framing"), "icarus", encoding="bin").check()
     r = run_case(pe_random_case(design, comp, count=60, seed=10, max_blocks=6), "icarus", encoding="bin").check()
     assert r.compared_outputs == 60
 
@@ -210,7 +210,7 @@ def test_broken_pe_fails_with_report(build_root, sim):
     design, comp = _pe(build_root, "mxsf", *PE_CONFIG[sim])
     broken = _broken(build_root, design, r"(\$signed\(term\d+\)) \+ (\$signed\(term\d+\))", r"\1 - \2")
     case = pe_random_case(broken, comp, count=200, seed=11, name="broken_random_dots")
-    r = run_case(case, sim)
+    r = run_case(case, sim, encoding="bin")
     assert not r.passed
     assert re.search(rf"^mx_pe_mxsf mismatch at cycle \d+ on port o__payload \[{sim}, vector file\]:$",
                      r.report, re.M), r.report
@@ -221,7 +221,7 @@ def test_broken_pe_fails_with_report(build_root, sim):
     assert "i.last=0x1" in r.report and "scale_a=" in r.report
     assert re.search(r"expected records mismatched; latency 3; seed 11$", r.report, re.M)
     # the same stimulus passes on the unbroken design
-    run_case(dataclasses.replace(case, design=design, name="unbroken_random_dots"), sim).check()
+    run_case(dataclasses.replace(case, design=design, name="unbroken_random_dots"), sim, encoding="bin").check()
 
 
 @pytest.mark.sim
