@@ -27,7 +27,11 @@ _MODULE_RE = re.compile(r"^module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)\s*\((.*?)^en
                         re.M | re.S)
 _INST_RE = re.compile(r"^\s*(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)\s+(?:#\s*\(.*?\)\s*)?"
                       r"(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)\s*\(", re.M | re.S)
-_AUTO_RE = re.compile(r"\\\$auto\$\S*")
+#: Generated names that differ between equal instances: Yosys's ``$auto$`` names and
+#: Amaranth's ``port$<id>$<n>`` (a port driven by an expression): renumbered per module.
+_AUTO_RE = re.compile(r"\\\$auto\$\S*|\\port\$\d+\$\d+")
+_PORT_RE = re.compile(r"\\port\$\d+\$\d+")
+_HEADER_RE = re.compile(r"^(module\s+@SELF@\s*\()([^)]*)(\)\s*;)", re.M)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,20 @@ def _plain(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name.lstrip("\\"))
 
 
+def _port_map(module: str, representative: str) -> dict[str, str]:
+    """Generated port names (``port$<id>$<n>``) of ``module`` -> those of its equal
+    ``representative``, paired by order of first use after the header (the header's order
+    differs between equal instances, their bodies do not)."""
+    if module is representative:
+        return {}
+    pairs = []
+    for text in (module, representative):
+        header, rest = text.split(";", 1)
+        ports = set(_PORT_RE.findall(header))
+        pairs.append([t for t in dict.fromkeys(_PORT_RE.findall(rest)) if t in ports])
+    return {a: b for a, b in zip(*pairs) if a != b}
+
+
 def dedup_verilog(text: str, top: str) -> HierPlan:
     """Merge identical modules of ``text`` (top module ``top``) and choose those to keep.
 
@@ -103,7 +121,11 @@ def dedup_verilog(text: str, top: str) -> HierPlan:
             raise ValueError(f"module hierarchy has a cycle through {name!r}")
         visiting.add(name)
         body = _ref(name).sub("@SELF@", modules[name], count=1)
-        # Yosys numbers its auto-generated names globally: renumber them per module.
+        # Amaranth lists the ports of equal instances in different orders (instantiations
+        # connect them by name, so the order does not matter): sort the header's list.
+        body = _HEADER_RE.sub(lambda m: m.group(1) + ", ".join(sorted(p.strip() for p in m.group(2).split(",")))
+                              + m.group(3), body, count=1)
+        # Generated names are numbered globally: renumber them per module.
         auto: dict[str, str] = {}
         body = _AUTO_RE.sub(lambda m: auto.setdefault(m.group(0), f"@AUTO{len(auto)}@"), body)
         for child in sorted(set(children[name]), key=len, reverse=True):
@@ -166,6 +188,9 @@ def dedup_verilog(text: str, top: str) -> HierPlan:
         for child in sorted(set(children[name]), key=len, reverse=True):
             target = canon[child]
             body = _ref(child).sub(lambda _m, t=target: rename.get(t, t), body)
+            # the representative's generated port names replace the merged module's
+            for mine, theirs in _port_map(modules[child], modules[target]).items():
+                body = re.sub(re.escape(mine) + r"(?=\s)", lambda _m, t=theirs: t, body)
         if name in rename:
             body = _ref(name).sub(rename[name], body, count=1)
         out.append(body)

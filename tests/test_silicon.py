@@ -182,6 +182,29 @@ endmodule
     assert plan.modules_after == 3 and plan.keep == ()
 
 
+def test_dedup_ignores_port_order_and_generated_port_names():
+    """Amaranth lists the ports of equal instances in different orders and names a port
+    driven by an expression ``port$<id>$0`` with a global id: still the same hardware."""
+    sub = """module \\top.u{i} ({ports});
+  input clk; input \\port${pid}$0 ; output reg q;
+  always @(posedge clk) q <= ~\\port${pid}$0 ;
+endmodule
+"""
+    top = """module top(clk, a, q0, q1);
+  input clk; input a; output q0; output q1;
+  \\top.u0  u0 (.clk(clk), .\\port$7$0 (a), .q(q0));
+  \\top.u1  u1 (.q(q1), .\\port$12$0 (q0), .clk(clk));
+endmodule
+"""
+    u0 = sub.format(i=0, ports="clk, \\port$7$0 , q", pid=7)
+    u1 = sub.format(i=1, ports="q, \\port$12$0 , clk", pid=12)
+    plan = dedup_verilog(top + u0 + u1, "top")
+    assert plan.modules_after == 2 and plan.keep == ("top_u0",), plan.verilog
+    assert plan.instances == {"top_u0": 2}
+    # u1's instantiation now names the representative's port
+    assert ".\\port$7$0 (q0)" in plan.verilog and "port$12$0" not in plan.verilog
+
+
 # --------------------------------------------------------------------------- activity
 
 
