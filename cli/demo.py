@@ -32,7 +32,8 @@ DEFAULT_DESIGNS = (
 
 
 def _golden_section(out: Path) -> None:
-    from mxsf.golden import ELEMENT_FORMATS, dequantize, error_stats, quantize, quantize_tiles, sample_tensor
+    from mxsf.golden import (ELEMENT_FORMATS, dequantize, error_stats, get_format, quantize, quantize_tiles,
+                             sample_tensor)
 
     print("== 1. Element formats (SPEC.md section 1)\n")
     print(format_table())
@@ -42,10 +43,16 @@ def _golden_section(out: Path) -> None:
           f"8 binades, rare 50x outliers; {out / 'sample.npy'})\n")
     rows = []
     for name in ELEMENT_FORMATS:
-        b = error_stats(x, dequantize(quantize(x, name, block_size=32)))
-        t = error_stats(x, dequantize(quantize_tiles(x, name, tile=(32, 32))))
-        rows.append((name, f"{b['sqnr_db']:.2f}", f"{b['max_abs']:.4g}", f"{t['sqnr_db']:.2f}",
-                     f"{t['max_abs']:.4g}"))
+        f = get_format(name)
+        block = f.fixed_block_size or 32            # mx9/mx6/mx4: blocks of 16, no tiles (SPEC.md 11)
+        b = error_stats(x, dequantize(quantize(x, name, block_size=block)))
+        if f.allows_tiles:
+            t = error_stats(x, dequantize(quantize_tiles(x, name, tile=(32, 32))))
+            tile = (f"{t['sqnr_db']:.2f}", f"{t['max_abs']:.4g}")
+        else:
+            tile = ("-", "-")
+        rows.append((name if block == 32 else f"{name} (1x{block})", f"{b['sqnr_db']:.2f}", f"{b['max_abs']:.4g}",
+                     *tile))
     print(table(("format", "SQNR 1x32 (dB)", "max err 1x32", "SQNR 32x32 tile (dB)", "max err 32x32"), rows))
 
 

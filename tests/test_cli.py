@@ -1,6 +1,7 @@
 """The `mxsf` command line: formats, quantize, generate, test, and its error rules."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -170,3 +171,14 @@ def test_formats_table_bdr(capsys):
     rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines()[2:]}
     for name, bpe in (("mx9", "9"), ("mx6", "6"), ("mx4", "4"), ("fp8_e4m3", "8.25")):
         assert rows[name].rstrip(" |").endswith(bpe), rows[name]
+
+
+def test_demo_golden_section_every_format(tmp_path, capsys):
+    """``mxsf demo``'s first part (what ``make demo`` prints before any simulator) for every
+    element format: the BDR formats in their 1x16 blocks, without tiles (SPEC.md 11)."""
+    assert main(["demo", "--golden-only", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ELEMENT_FORMATS:
+        assert re.search(rf"^\| {name}( \(1x16\))? +\| \d", out, re.M), (name, out)
+    assert re.search(r"^\| mx9 \(1x16\) +\| [\d.]+ +\| [\d.]+ +\| - +\| - +\|$", out, re.M), out
+    assert (tmp_path / "sample.npy").exists()
