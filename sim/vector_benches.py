@@ -544,6 +544,15 @@ def _trace_case(design, component, name, beats_values: dict, n_beats, valid_port
                       seed=seed, beats=n_beats, cycles=len(lines), results=int(values[next(iter(values))].sum()))
 
 
+def _float_out_events(out: Sequence) -> tuple[dict, np.ndarray]:
+    """Output leaf values and event mask of a PE cycle model's per-cycle results (float32
+    bits or None): an event wherever ``o`` is valid, and in cycle 0."""
+    valid = np.array([r is not None for r in out], np.uint64)
+    event = valid.astype(bool)
+    event[0] = True
+    return {"o__valid": valid, "o__payload": np.array([r or 0 for r in out], np.uint64)}, event
+
+
 def pe_beats_case(design: BuiltDesign, component, beats: Sequence[Beat], *, seed: int,
                   idle_prob: float = 0.25, name: str = "beats") -> VectorCase:
     """MX PE case from a list of :class:`~mxsf.golden.models.Beat` (directed and framing
@@ -556,11 +565,8 @@ def pe_beats_case(design: BuiltDesign, component, beats: Sequence[Beat], *, seed
         values[f"i.b[{j}]"] = [b.b[j] for b in beats]
 
     def model(trace):
-        out = pe_cycle_model(trace, fmt=fmt, block_size=bs, lanes=lanes, latency=design.latency)[:len(trace)]
-        valid = np.array([r is not None for r in out], np.uint64)
-        event = valid.astype(bool)
-        event[0] = True
-        return {"o__valid": valid, "o__payload": np.array([r or 0 for r in out], np.uint64)}, event
+        return _float_out_events(pe_cycle_model(trace, fmt=fmt, block_size=bs, lanes=lanes,
+                                                latency=design.latency)[:len(trace)])
 
     return _trace_case(design, component, name, values, len(beats), "i__valid", seed=seed, idle_prob=idle_prob,
                        model_out=model, trace_items=list(beats), tail=design.latency + DRAIN)
@@ -581,11 +587,7 @@ def bf16_pe_case(design: BuiltDesign, component, beats: Sequence[Beat], *, seed:
         values["i.b"] = values.pop("i.b[0]")
 
     def model(trace):
-        out = bf16_pe_cycle_model(trace, latency=design.latency)[:len(trace)]
-        valid = np.array([r is not None for r in out], np.uint64)
-        event = valid.astype(bool)
-        event[0] = True
-        return {"o__valid": valid, "o__payload": np.array([r or 0 for r in out], np.uint64)}, event
+        return _float_out_events(bf16_pe_cycle_model(trace, latency=design.latency)[:len(trace)])
 
     return _trace_case(design, component, name, values, len(beats), "i__valid", seed=seed, idle_prob=idle_prob,
                        model_out=model, trace_items=list(beats), tail=design.latency + DRAIN)
