@@ -66,6 +66,30 @@ def test_hex_and_field_roundtrip():
     assert unknown.tolist() == [True, True, False] and matrix[2, 0] == 0x0F
 
 
+def test_pe_pairs_rotating_scales(build_root):
+    """``rotate_scales``: every code pair exactly once, pair ``k`` under scale set ``k % 3``
+    (so every set is used), against the full sweep's pairs x sets."""
+    fmt = "fp4_e2m1"
+    design, comp = _pe(build_root, fmt, *PE_CONFIG["icarus"])
+    sets = stim.pair_scale_sets(fmt)
+    leaf = vb.design_leaf_layout(comp, vectors.input_layout(design.ports))
+
+    def dots(case):
+        m = case.stimulus[vectors.field_values(case.stimulus, *leaf.field("i__valid")).astype(bool)]
+        a = np.stack([vectors.field_values(m, *leaf.field(f"i.a[{j}]")) for j in range(4)], 1).sum(1)
+        b = np.stack([vectors.field_values(m, *leaf.field(f"i.b[{j}]")) for j in range(4)], 1).sum(1)
+        sa, sb = (vectors.field_values(m, *leaf.field(n)) for n in ("i.scale_a", "i.scale_b"))
+        return sorted(zip(a.tolist(), b.tolist(), sa.tolist(), sb.tolist()))
+
+    full = dots(pe_pairs_case(design, comp, seed=3, scales=sets))
+    rot = dots(pe_pairs_case(design, comp, seed=3, scales=sets, rotate_scales=True))
+    n = get_format(fmt).n_codes ** 2
+    assert len(full) == 3 * n and len(rot) == n
+    assert sorted({(a, b) for a, b, _, _ in rot}) == sorted({(a, b) for a, b, _, _ in full})
+    assert set(rot) <= set(full)
+    assert {(sa, sb) for *_, sa, sb in rot} == {tuple(v) for v in sets.values()}
+
+
 def test_testbench_parameter_errors():
     ports = [Port("clk", "in", 1), Port("i__valid", "in", 1), Port("i__payload", "in", 8),
              Port("o__valid", "out", 1), Port("o__payload", "out", 8)]
