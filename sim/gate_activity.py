@@ -526,12 +526,16 @@ def pe_workload(design: str, params: Mapping, *, sample, dots: int = 8, k: int =
         fmt = params["fmt"]
         qa = quantize(a, fmt, block_size=block)
         qb = quantize(b, fmt, block_size=block)
+        bdr = qa.microexp is not None                 # mx9/mx6/mx4: a microexponent per pair
         for i in range(dots):
             beats += dot_beats(qa.codes[i], qb.codes[i], qa.scale_e8m0[i], qb.scale_e8m0[i],
-                               block_size=block, lanes=lanes)
+                               block_size=block, lanes=lanes, micro_a=qa.microexp[i] if bdr else None,
+                               micro_b=qb.microexp[i] if bdr else None)
         codec = LayoutCodec(mx_beat_layout(fmt, lanes))
         words = [codec.pack({"a": bt.a, "b": bt.b, "scale_a": bt.scale_a, "scale_b": bt.scale_b,
-                             "first": int(bt.first), "last": int(bt.last)}) for bt in beats]
+                             "first": int(bt.first), "last": int(bt.last),
+                             **({"micro_a": bt.micro_a, "micro_b": bt.micro_b} if bdr else {})})
+                 for bt in beats]
         trace = beats + [None] * (latency + 1)
         expected = pe_cycle_model(trace, fmt=fmt, block_size=block, lanes=lanes, latency=latency)
     else:

@@ -315,6 +315,26 @@ def test_gate_level_pe_matches_golden(bf16_pe):
 
 
 @needs_osu
+def test_gate_level_bdr_pe_matches_golden(tmp_path):
+    """An MX6 PE (microexponents in every beat) through the activity workload: the mapped
+    netlist's outputs equal the golden model's (the workload once dropped the microexponents)."""
+    from mxsf.synth.compare import make_job, run_jobs
+
+    params = {"fmt": "mx6", "block_size": 16, "lanes": 4}
+    (res,) = run_jobs([make_job("pe", params)], synth_dir=tmp_path, workers=1, lib="osu018")
+    workload = pe_workload("pe", params, sample=make_distribution, dots=2, k=32, latency=_pe_latency(params))
+    sim, compared = run_workload(res.report.work_dir, top=res.report.top, cell_models=str(_OSU.cell_models),
+                                 workload=workload, clock_ns=res.report.clock_ns)
+    assert compared == 2
+
+
+def _pe_latency(params):
+    from mxsf.hw.pe import MXProcessingElement
+
+    return MXProcessingElement(**params).latency
+
+
+@needs_osu
 def test_broken_netlist_fails_the_gate_level_check(bf16_pe, tmp_path):
     work = Path(bf16_pe.report.work_dir)
     for name in ("mapped.json",):
