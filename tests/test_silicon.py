@@ -329,9 +329,9 @@ def test_gate_level_bdr_pe_matches_golden(tmp_path):
 
 
 def _pe_latency(params):
-    from mxsf.hw.pe import MXProcessingElement
+    from mxsf.gen.design import resolve_design
 
-    return MXProcessingElement(**params).latency
+    return resolve_design("pe", params).latency
 
 
 @needs_osu
