@@ -65,6 +65,9 @@ def main(argv=None) -> int:
     p.add_argument("--lib", default="generic", help="generic (area table) or osu018 (silicon table)")
     p.add_argument("--formats", default="all", help="PE formats of the osu018 table (default all)")
     p.add_argument("--no-arrays", action="store_true", help="osu018: leave out the 4x4 arrays")
+    p.add_argument("--gate-sim", choices=("auto", "icarus", "verilator"), default="auto",
+                   help="osu018: gate-level simulator of the activity run (default auto: Verilator "
+                        "from 100k cells, Icarus below)")
     args = p.parse_args(argv)
     if args.lib != "generic":
         return osu_main(args)
@@ -132,14 +135,14 @@ def osu_main(args) -> int:
         for fmt in ("mxsf", "bf16"):
             jobs.append(make_job("array", {"fmt": fmt, "rows": 4, "cols": 4, "block_size": BLOCK,
                                            "lanes": args.array_lanes}))
-    activity = functools.partial(measure_energy, cache=not args.no_cache)
+    activity = functools.partial(measure_energy, cache=not args.no_cache, gate_sim=args.gate_sim)
     results = run_jobs(jobs, synth_dir=args.synth_dir, cache=not args.no_cache, workers=args.jobs,
                        progress=ProgressBar(len(jobs)), lib=args.lib, activity=activity)
     rows = compare_rows(results, accuracy=load_accuracy(), block_size=BLOCK, lanes=LANES)
     by_top = {r.job.top: r for r in results}
     head = ["design", "format", "params", "MACs/cyc", "GE", "GE/MAC", "Fmax (MHz)",
             "pJ/MAC act.", "pJ/MAC vl.", "pJ x BF16", "pJ x E4M3", "SQNR 1D", "synth (s)",
-            "sim (s)", "STA (s)"]
+            "sim (s)", "gate sim", "STA (s)"]
     lines = []
 
     def num(v, fmt):
@@ -153,7 +156,7 @@ def osu_main(args) -> int:
                       num(r.get("pj_per_mac"), ".2f"), num(r.get("pj_per_mac_vectorless"), ".2f"),
                       num(r.get("pj_ratio_vs_bf16"), ".3f"), num(r.get("pj_ratio_vs_fp8_e4m3"), ".3f"),
                       num(r.get("sqnr_1d_db"), ".2f"), f"{res.report.wall_time_s:.1f}",
-                      num(e.get("sim_time_s"), ".1f"),
+                      num(e.get("sim_time_s"), ".1f"), e.get("simulator", "-"),
                       f"{res.report.sta_time_s + (e.get('sta_time_s') or 0):.1f}"])
     bf16 = next((r for r in rows if r["design"] == "bf16-pe"), None)
     if bf16 is not None:
@@ -162,7 +165,7 @@ def osu_main(args) -> int:
                       f"{32 * bf16['area_ge']:.0f}", f"{bf16['ge_per_mac']:.1f}", num(bf16.get("fmax_mhz"), ".1f"),
                       num(bf16.get("pj_per_mac"), ".2f"), num(bf16.get("pj_per_mac_vectorless"), ".2f"),
                       num(bf16.get("pj_ratio_vs_bf16"), ".3f"), num(bf16.get("pj_ratio_vs_fp8_e4m3"), ".3f"),
-                      num(bf16.get("sqnr_1d_db"), ".2f"), "-", "-", "-"])
+                      num(bf16.get("sqnr_1d_db"), ".2f"), "-", "-", "-", "-"])
     print(table(head, lines))
     print("\n32 x bf16-pe: the BF16 design with the MX PEs' 32 MACs a cycle, derived from the "
           "1-lane row (32 copies: 32x the area and power, the same Fmax and pJ/MAC).")

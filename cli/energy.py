@@ -39,8 +39,11 @@ def _key(job, report, settings: dict) -> str:
 
 
 def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: str = "gaussian",
-                   seed: int = 0, cache: bool = True) -> dict | None:
+                   seed: int = 0, cache: bool = True, gate_sim: str = "auto") -> dict | None:
     """Activity-based power and pJ/MAC of ``report`` (a :class:`SynthReport` of ``job``).
+
+    ``gate_sim`` picks the gate-level simulator (``auto``, ``icarus`` or ``verilator``;
+    see :func:`mxsf.sim.gate_activity.simulate_netlist`).
 
     The gate-level simulation (and its golden check) is cached per netlist and workload
     (``activity-<key>.tcl`` and ``.json`` in the report's work folder); OpenSTA then
@@ -58,6 +61,7 @@ def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: st
     """
     from mxsf.gen.registry import get_design_spec
     from mxsf.sim.gate_activity import activity_tcl, array_workload, pe_workload, run_workload
+    from mxsf.synth.cellsim import verilator_cell_models
     from mxsf.synth.energy import activity_power, pj_per_mac
     from mxsf.studies.accuracy import make_distribution
     from mxsf.synth.libraries import get_library
@@ -66,7 +70,7 @@ def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: st
     if not library.power or library.cell_models is None or job.design not in ACTIVITY_DESIGNS:
         return None
     work = Path(report.work_dir)
-    settings = {"dots": dots, "k": k, "distribution": distribution, "seed": seed}
+    settings = {"dots": dots, "k": k, "distribution": distribution, "seed": seed, "gate_sim": gate_sim}
     key = _key(job, report, settings)
     activity_file = f"activity-{key}.tcl"
     stats_path = work / f"activity-{key}.json"
@@ -84,14 +88,16 @@ def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: st
         else:
             workload = pe_workload(job.design, job.params, sample=make_distribution, dots=dots, k=k,
                                    distribution=distribution, seed=seed, latency=latency)
+        vl_models = verilator_cell_models(library, work.parent) if gate_sim != "icarus" else None
         sim, compared = run_workload(work, top=report.top, cell_models=str(library.cell_models),
                                      workload=workload, clock_ns=report.clock_ns,
-                                     tag=f"gate-{key}")
+                                     tag=f"gate-{key}", simulator=gate_sim,
+                                     verilator_cell_models=vl_models)
         tcl, pins = activity_tcl(work / "mapped.json", report.top, sim)
         _write(work / activity_file, tcl)
         stats = {"workload": workload.description, "cycles": workload.cycles,
                  "utilisation": round(workload.utilisation, 6), "results_checked": compared,
-                 "pins": pins, "sim_time_s": sim.sim_time_s}
+                 "pins": pins, "sim_time_s": sim.sim_time_s, "simulator": sim.simulator}
         _write(stats_path, json.dumps(stats, indent=1) + "\n")
     started = time.perf_counter()
     power = activity_power(report, activity_file, tag=f"activity-power-{key}")

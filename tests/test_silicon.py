@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from mxsf.sim.gate_activity import (GateLevelMismatch, activity_tcl, check_outputs, count_vcd,
-                                    pe_workload, run_workload, simulate_netlist)
+from mxsf.sim.gate_activity import (GateLevelError, GateLevelMismatch, activity_tcl, check_outputs,
+                                    count_samples, instrument_netlist, pe_workload, run_workload,
+                                    simulate_netlist)
 from mxsf.synth import SynthError, get_library, read_cells, synthesize
 from mxsf.synth.energy import activity_power, pj_per_mac
 from mxsf.studies.accuracy import make_distribution
@@ -251,34 +252,69 @@ def test_doubling_toggle_rate_raises_dynamic_power(pipe8):
     assert high.dynamic_w > low.dynamic_w
 
 
-def test_vcd_counting(tmp_path):
-    vcd = tmp_path / "t.vcd"
-    vcd.write_text("""$timescale 1ps $end
-$scope module tb $end
-$scope module dut $end
-$var wire 1 ! a $end
-$var wire 2 " v [1:0] $end
-$upscope $end
-$upscope $end
-$enddefinitions $end
-#0
-x!
-b00 "
-#1000
-0!
-#2000
-1!
-b11 "
-#4000
-0!
-b01 "
-#10000
-""")
-    toggles, high = count_vcd(vcd, start_ns=0, end_ns=10)
-    assert toggles[("", "a")] == 2                 # x->0 is not a toggle
-    assert high[("", "a")] == pytest.approx(2.0)
-    assert toggles[("", "v[1]")] == 2 and toggles[("", "v[0]")] == 1
-    assert high[("", "v[0]")] == pytest.approx(8.0)
+@needs_osu
+def test_verilator_and_icarus_count_the_same_activity(pipe8, tmp_path):
+    """The same netlist and vectors on both gate-level simulators: the same outputs after
+    the first cycles (Icarus starts the flip-flops at X), the same toggles and time at 1
+    for every net bit of the counting window."""
+    from mxsf.synth.cellsim import verilator_cell_models
+
+    models = verilator_cell_models(_OSU, tmp_path)
+    assert models.read_text().count("module ") >= 30
+    vectors = _random_vectors(8, 60, 0.3, seed=5)
+    sims = {sim: simulate_netlist(pipe8.work_dir, top=pipe8.top, cell_models=_OSU.cell_models,
+                                  verilator_cell_models=models, vectors=vectors, clock_ns=pipe8.clock_ns,
+                                  count_from=4, tag=f"agree-{sim}", simulator=sim)
+            for sim in ("icarus", "verilator")}
+    ica, vl = sims["icarus"], sims["verilator"]
+    assert (ica.simulator, vl.simulator) == ("icarus", "verilator")
+    assert ica.outputs[4:] == vl.outputs[4:] and all(r["q"] is not None for r in ica.outputs[4:])
+    assert ica.toggles == vl.toggles and ica.high_ns == vl.high_ns
+    assert sum(ica.toggles.values()) > 60 * 4           # the datapath toggles
+    assert ica.toggles[("", "clk")] == 2 * 56 and ica.high_ns[("", "clk")] == pytest.approx(56 * pipe8.clock_ns / 2)
+    with pytest.raises(ValueError, match="simulator must be one of"):
+        simulate_netlist(pipe8.work_dir, top=pipe8.top, vectors=vectors, simulator="xcelium")
+    with pytest.raises(ValueError, match="'verilator' needs verilator_cell_models"):
+        simulate_netlist(pipe8.work_dir, top=pipe8.top, vectors=vectors, simulator="verilator")
+
+
+def test_instrument_netlist_probes_every_net():
+    netlist = {"modules": {
+        "top": {"ports": {}, "cells": {"u0": {"type": "sub", "connections": {}},
+                                       "g": {"type": "INVX1", "connections": {}}},
+                "netnames": {"a": {"bits": [2]}, "b[0]": {"bits": [3]}, "w": {"bits": [4, 5, 6], "offset": 1},
+                             "alias": {"bits": [2]}, "$auto": {"bits": [7]}, "k": {"bits": ["0"]},
+                             "\\$38": {"bits": [8]}}},
+        "sub": {"ports": {}, "cells": {}, "netnames": {"x": {"bits": [2]}}},
+        "INVX1": {"attributes": {"blackbox": "00000000000000000000000000000001"}, "cells": {}}}}
+    text = "module top(a);\n  wire a;\nendmodule\nmodule sub(x);\nendmodule\n"
+    out, probes = instrument_netlist(text, netlist, "top")
+    # JSON "\\$38" is the public name $38, in Verilog the escaped "\\$38 "
+    # ($auto, a private name, is not in the Verilog text)
+    assert probes == {"top": ["a", "b[0]", "w[0]", "w[1]", "w[2]", "\\$38"], "sub": ["x"]}
+    assert "assign mxsf_activity = {\n    a, \\b[0] , w[1], w[2], w[3], \\$38 \n  };" in out
+    assert out.index("wire [0:0] mxsf_activity") > out.index("module sub")
+    with pytest.raises(GateLevelError, match=r"lacks the module\(s\) \['sub'\]"):
+        instrument_netlist("module top(a);\nendmodule\n", netlist, "top")
+
+
+def test_sample_counting(tmp_path):
+    """Two samples a cycle (before the rising edge, end of cycle) of two probes: toggles
+    are counted into the window's samples (the first from the sample before it), half a
+    cycle at 1 per sample at 1; X is neither."""
+    path = tmp_path / "activity.txt"
+    # probe 1: bit a; probe 2: bits v1 v0.     cycle 0: A B | cycle 1: A B | cycle 2: A B
+    rows = ["x" "00", "0" "00", "1" "11", "1" "01", "0" "01", "x" "01"]
+    path.write_text("".join(r + "\n" for r in rows))
+    (a_t, a_h), (v_t, v_h) = count_samples(path, [1, 2], cycles=3, count_from=1, clock_ns=10.0)
+    assert a_t.tolist() == [2]                  # 0->1 into cycle 1, 1->0 in cycle 2; 0->x not
+    assert a_h.tolist() == [10.0]               # two samples at 1, 5 ns each
+    assert v_t.tolist() == [2, 1]               # v1: 0->1->0; v0: 0->1 into cycle 1
+    assert v_h.tolist() == [5.0, 20.0]
+    (a_t0, _), _ = count_samples(path, [1, 2], cycles=3, count_from=0, clock_ns=10.0)
+    assert a_t0.tolist() == [2]                 # x->0 is not a toggle
+    with pytest.raises(GateLevelError, match="expected 8 samples of 3 bits, got 24 bytes"):
+        count_samples(path, [1, 2], cycles=4, count_from=0, clock_ns=10.0)
 
 
 def test_pj_per_mac():
