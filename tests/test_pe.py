@@ -187,13 +187,16 @@ def _design(build_root, fmt, block_size=32, lanes=32, cls=MXProcessingElement):
 
 # The bulk data of the single-scale formats (every code pair of every format on both
 # simulators, random dot products, framing, cancellation) runs on the vector-file path:
-# tests/test_vectors.py. The cocotb regression keeps one configuration per simulator
-# (multi-beat blocks, random idle cycles driven from Python), sharing the Verilog with the
-# vector tests of that configuration.
+# tests/test_vectors.py. The cocotb regression of MXSF keeps one configuration (multi-beat
+# blocks, random idle cycles driven from Python) on Icarus, sharing the Verilog with the
+# vector tests of that configuration. Its Verilator run is in -m slow: by default the same
+# design runs on Verilator through vector files (test_pe_vectors_framing_multibeat) and a
+# cocotb replay (test_vector_and_cocotb_paths_agree), and this cocotb module runs on
+# Verilator for MX6 (test_bdr_pe_verilator).
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("sim", [pytest.param("verilator", marks=pytest.mark.slow), "icarus"])
 def test_pe_cocotb(build_root, sim):
     require_simulator(sim)
     design = _design(build_root, "mxsf", 32, 8)

@@ -81,6 +81,68 @@ def test_build_ports_latency_and_folder(build_root: Path) -> None:
     assert stalling.const_ports == {}
 
 
+def _count_conversions(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Count the Amaranth conversions that :func:`build_verilog` makes from now on."""
+    import mxsf.gen.verilog as gv
+
+    calls = []
+    convert = gv.verilog.convert
+    monkeypatch.setattr(gv.verilog, "convert", lambda *a, **k: calls.append(1) or convert(*a, **k))
+    return calls
+
+
+def _fresh_source_digest(monkeypatch: pytest.MonkeyPatch, files: list) -> None:
+    """Make the conversion cache hash ``files`` instead of the package's sources."""
+    import mxsf.gen.verilog as gv
+
+    monkeypatch.setattr(gv, "_source_files", lambda: tuple(files))
+    monkeypatch.setattr(gv, "_source_digest", functools.lru_cache(maxsize=None)(gv._source_digest.__wrapped__))
+
+
+def test_conversion_cache_reuses_verilog_until_the_source_changes(tmp_path: Path, monkeypatch) -> None:
+    """A package design is converted once per source state; an edited source file, a
+    source newer than the process, or an edited ``.v`` converts again (same Verilog)."""
+    import os
+    import sys
+    from mxsf.hw.maxexp import BlockMaxExponent
+
+    source = tmp_path / "source.py"
+    source.write_text("A = 1\n")
+    old = sys.modules["mxsf"].IMPORTED_AT_NS - 10**10
+    os.utime(source, ns=(old, old))
+    _fresh_source_digest(monkeypatch, [source])
+    calls = _count_conversions(monkeypatch)
+    params = {"n": 8, "lanes": 4}
+    first = build_verilog(BlockMaxExponent, params, root=tmp_path)
+    assert (first.build_dir / "convert.json").is_file()
+    assert build_verilog(BlockMaxExponent, params, root=tmp_path) == first
+    assert len(calls) == 1                              # the second call read the cache
+
+    source.write_text("A = 2\n")                        # an edit: another key
+    os.utime(source, ns=(old, old))
+    _fresh_source_digest(monkeypatch, [source])
+    assert build_verilog(BlockMaxExponent, params, root=tmp_path) == first
+    assert len(calls) == 2
+
+    first.verilog_path.write_text(first.verilog_path.read_text() + "// edited\n")
+    assert build_verilog(BlockMaxExponent, params, root=tmp_path) == first
+    assert len(calls) == 3 and first.verilog_path.read_text().endswith("endmodule\n")
+
+    os.utime(source)                                    # modified after this process started
+    _fresh_source_digest(monkeypatch, [source])
+    assert build_verilog(BlockMaxExponent, params, root=tmp_path) == first
+    assert build_verilog(BlockMaxExponent, params, root=tmp_path) == first
+    assert len(calls) == 5                              # no cache read, no cache write
+
+
+def test_conversion_cache_skips_classes_outside_the_package(tmp_path: Path, monkeypatch) -> None:
+    """A component defined outside the package (a test's broken design) is always converted."""
+    calls = _count_conversions(monkeypatch)
+    design = build_verilog(ExampleMac, {"pipeline_depth": 2}, root=tmp_path)
+    assert build_verilog(ExampleMac, {"pipeline_depth": 2}, root=tmp_path) == design
+    assert len(calls) == 2 and not (design.build_dir / "convert.json").exists()
+
+
 def test_build_rejects_bad_arguments(build_root: Path) -> None:
     with pytest.raises(TypeError, match=r"^component_cls must be a wiring\.Component subclass, not <class 'int'>$"):
         build_verilog(int, {}, root=build_root)
