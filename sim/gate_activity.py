@@ -8,9 +8,8 @@ functions by :func:`mxsf.synth.cellsim.verilator_cell_models`). A small testbenc
 after the falling clock edge, writes every output with its cycle number just before the
 rising edge, and samples every net twice a cycle: just before the rising edge (the
 inputs' effect settled) and at the end of the cycle (the flip-flops' effect settled).
-Each user module of the netlist gets a probe, ``mxsf_activity``: one wire concatenating
-every distinct net bit of the module (:func:`instrument_netlist`), which the testbench
-writes with ``%b`` for every instance. Between the two samples of a zero-delay netlist
+A task of the testbench reads every distinct net bit of every instance by hierarchical
+reference (:func:`probe_nets`) and writes them with ``%b``, one line a sample. Between the two samples of a zero-delay netlist
 nothing else changes, so the samples give each net's transitions and time at 1 exactly
 as a value-change dump would (X and Z count as neither). :func:`activity_tcl` turns them
 into OpenSTA ``set_power_activity -pins`` commands (toggles per clock cycle and duty) for
@@ -57,11 +56,10 @@ __all__ = [
     "array_workload",
     "check_outputs",
     "GATE_SIMULATORS",
-    "PROBE",
     "VERILATOR_MIN_CELLS",
     "count_samples",
     "flat_cell_count",
-    "instrument_netlist",
+    "probe_nets",
     "pe_workload",
     "run_workload",
     "simulate_netlist",
@@ -204,66 +202,30 @@ def _bit_nets(mod: Mapping) -> dict[int, tuple[str, str]]:
     return {bit: v for bit, v in names.items() if not v[0].startswith("$")}
 
 
-#: Name of the probe wire :func:`instrument_netlist` adds to every user module.
-PROBE = "mxsf_activity"
-_MODULE_RE = re.compile(r"^\s*module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)")
-
-
-def instrument_netlist(text: str, netlist: Mapping, top: str) -> tuple[str, dict[str, list[str]]]:
-    """The netlist text with a probe in each user module below ``top``, and the labels of
-    each module's probe bits, most significant (first printed) first.
-
-    The probe is ``wire [N-1:0] mxsf_activity = {...}`` over every distinct net bit of the
-    module (see :func:`_bit_nets`), added before its ``endmodule``.
-
-    Raises
-    ------
-    GateLevelError
-        A module already has a net called ``mxsf_activity``, or a user module is not
-        found in the text.
-    """
+def probe_nets(netlist: Mapping, top: str) -> dict[str, list[tuple[str, str]]]:
+    """Per user module below (and including) ``top``: (label, Verilog reference) of every
+    distinct net bit (see :func:`_bit_nets`), in the order the testbench samples them
+    (most significant, first printed, first)."""
     modules = netlist["modules"]
-    probes: dict[str, list[str]] = {}
-    decls: dict[str, str] = {}
+    probes: dict[str, list[tuple[str, str]]] = {}
     for _scope, _path, module in _scopes(netlist, top):
-        if module in probes:
-            continue
-        if PROBE in modules[module]["netnames"]:
-            raise GateLevelError(f"module {module!r} already has a net called {PROBE!r}")
-        nets = list(_bit_nets(modules[module]).values())
-        probes[module] = [label for label, _ref in nets]
-        if nets:
-            refs = [ref for _label, ref in nets]
-            rows = [", ".join(refs[i:i + 16]) for i in range(0, len(refs), 16)]
-            decls[module] = (f"  wire [{len(refs) - 1}:0] {PROBE};\n  assign {PROBE} = {{\n    "
-                             + ",\n    ".join(rows) + "\n  };\n")
-    out, current, seen = [], None, set()
-    for line in text.splitlines(keepends=True):
-        match = _MODULE_RE.match(line)
-        if match is not None:
-            current = match.group(1).lstrip("\\").rstrip()
-        elif line.strip() == "endmodule":
-            if current in decls:
-                out.append(decls[current])
-            seen.add(current)
-            current = None
-        out.append(line)
-    missing = sorted(set(probes) - seen)
-    if missing:
-        raise GateLevelError(f"netlist text lacks the module(s) {missing!r} of its JSON")
-    return "".join(out), probes
+        if module not in probes:
+            probes[module] = list(_bit_nets(modules[module]).values())
+    return probes
 
 
 def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: float,
-                   cycles: int, probes: Mapping[str, Sequence[str]] | None = None
+                   cycles: int, probes: Mapping[str, Sequence[tuple[str, str]]] | None = None
                    ) -> tuple[str, list[tuple[str, int]], list[tuple[str, int]]]:
     """The testbench, and the (name, width) of the inputs (packed into each stimulus
     line, first input in the most significant bits) and of the outputs.
 
-    With ``probes`` (module -> probe labels, from :func:`instrument_netlist`), the
-    testbench writes the probes of every instance (in :func:`_scopes` order, ``%b``, one
-    line per sample) to ``activity.txt``: just before each rising edge and at the end of
-    each cycle.
+    With ``probes`` (module -> (label, reference) of its net bits, from
+    :func:`probe_nets`), the testbench writes every net bit of every instance (in
+    :func:`_scopes` order, ``%b``, one line per sample) to ``activity.txt``: just before
+    each rising edge and at the end of each cycle. The bits are read by hierarchical
+    reference from a task, only at those two points: a continuous assign over every net
+    would be re-evaluated by Icarus on every net's every change.
     """
     ports = _ports(netlist, top)
     inputs = [(b, len(bits)) for b, d, bits in ports if d == "input" and b != clock]
@@ -296,9 +258,23 @@ def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: 
     args = ", ".join(["cyc"] + [n for n, _ in outputs])
     sample: list[str] = []
     if probes is not None:
-        paths = [f"{path}.{PROBE}" for _scope, path, module in _scopes(netlist, top) if probes[module]]
-        if paths:
-            sample = [f'      $fwrite(fa, "{"%b" * len(paths)}\\n", {", ".join(paths)});']
+        regs = []
+        for _scope, path, module in _scopes(netlist, top):
+            refs = [f"{path}.{ref}" for _label, ref in probes[module]]
+            if not refs:
+                continue
+            name = f"mxsf_probe{len(regs)}"
+            regs.append(name)
+            lines.append(f"  reg [{len(refs) - 1}:0] {name};")
+            rows = [", ".join(refs[i:i + 8]) for i in range(0, len(refs), 8)]
+            sample.append(f"    {name} = {{\n      " + ",\n      ".join(rows) + "};")
+        if regs:
+            lines += ["  task mxsf_sample;", "  begin", *sample,
+                      f'    $fwrite(fa, "{"%b" * len(regs)}\\n", {", ".join(regs)});',
+                      "  end", "  endtask"]
+            sample = ["      mxsf_sample;"]
+        else:
+            sample = []
     lines += [
         "  integer cyc, fd, fa;",
         "  initial begin",
@@ -472,7 +448,7 @@ def simulate_netlist(work_dir: str | os.PathLike[str], *, top: str,
                          f"{'cell_models' if simulator == 'icarus' else 'verilator_cell_models'}")
     run = work / tag
     run.mkdir(parents=True, exist_ok=True)
-    text, probes = instrument_netlist((work / netlist).read_text(), data, top)
+    probes = probe_nets(data, top)
     tb, inputs, outputs = testbench_text(data, top, clock_ns=clock_ns, cycles=len(vectors),
                                          probes=probes)
     known = {n for n, _ in inputs}
@@ -481,7 +457,7 @@ def simulate_netlist(work_dir: str | os.PathLike[str], *, top: str,
         if unknown:
             raise ValueError(f"vectors name inputs the netlist lacks: {sorted(unknown)!r}")
     (run / "tb.v").write_text(tb)
-    (run / "netlist.v").write_text("`timescale 1ns/10ps\n" + text)
+    (run / "netlist.v").write_text("`timescale 1ns/10ps\n" + (work / netlist).read_text())
     lines = []
     for vec in vectors:
         word = 0
@@ -504,7 +480,8 @@ def simulate_netlist(work_dir: str | os.PathLike[str], *, top: str,
     if len(rows) != len(vectors):
         raise GateLevelError(f"gate-level simulation of {top!r} wrote {len(rows)} of "
                              f"{len(vectors)} cycles")
-    scopes = [(scope, probes[module]) for scope, _path, module in _scopes(data, top) if probes[module]]
+    scopes = [(scope, [label for label, _ref in probes[module]])
+              for scope, _path, module in _scopes(data, top) if probes[module]]
     counts = count_samples(run / "activity.txt", [len(labels) for _s, labels in scopes],
                            cycles=len(vectors), count_from=count_from, clock_ns=clock_ns)
     toggles: dict = {}

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from mxsf.sim.gate_activity import (GateLevelError, GateLevelMismatch, activity_tcl, check_outputs,
-                                    count_samples, instrument_netlist, pe_workload, run_workload,
-                                    simulate_netlist)
+                                    count_samples, pe_workload, probe_nets, run_workload,
+                                    simulate_netlist, testbench_text)
 from mxsf.synth import SynthError, get_library, read_cells, synthesize
 from mxsf.synth.energy import activity_power, pj_per_mac
 from mxsf.studies.accuracy import make_distribution
@@ -278,7 +278,7 @@ def test_verilator_and_icarus_count_the_same_activity(pipe8, tmp_path):
         simulate_netlist(pipe8.work_dir, top=pipe8.top, vectors=vectors, simulator="verilator")
 
 
-def test_instrument_netlist_probes_every_net():
+def test_probe_nets_name_every_net():
     netlist = {"modules": {
         "top": {"ports": {}, "cells": {"u0": {"type": "sub", "connections": {}},
                                        "g": {"type": "INVX1", "connections": {}}},
@@ -287,15 +287,14 @@ def test_instrument_netlist_probes_every_net():
                              "\\$38": {"bits": [8]}}},
         "sub": {"ports": {}, "cells": {}, "netnames": {"x": {"bits": [2]}}},
         "INVX1": {"attributes": {"blackbox": "00000000000000000000000000000001"}, "cells": {}}}}
-    text = "module top(a);\n  wire a;\nendmodule\nmodule sub(x);\nendmodule\n"
-    out, probes = instrument_netlist(text, netlist, "top")
-    # JSON "\\$38" is the public name $38, in Verilog the escaped "\\$38 "
-    # ($auto, a private name, is not in the Verilog text)
-    assert probes == {"top": ["a", "b[0]", "w[0]", "w[1]", "w[2]", "\\$38"], "sub": ["x"]}
-    assert "assign mxsf_activity = {\n    a, \\b[0] , w[1], w[2], w[3], \\$38 \n  };" in out
-    assert out.index("wire [0:0] mxsf_activity") > out.index("module sub")
-    with pytest.raises(GateLevelError, match=r"lacks the module\(s\) \['sub'\]"):
-        instrument_netlist("module top(a);\nendmodule\n", netlist, "top")
+    probes = probe_nets(netlist, "top")
+    # JSON "\\$38" is the public name $38, in Verilog the escaped "\\$38 "; $auto, a
+    # private name, is not in the Verilog text; a bit with two names is sampled once
+    assert probes == {"top": [("a", "a"), ("b[0]", "\\b[0] "), ("w[0]", "w[1]"), ("w[1]", "w[2]"),
+                              ("w[2]", "w[3]"), ("\\$38", "\\$38 ")], "sub": [("x", "x")]}
+    tb, _inputs, _outputs = testbench_text(netlist, "top", clock_ns=10.0, cycles=2, probes=probes)
+    assert "mxsf_probe0 = {\n      dut.a, dut.\\b[0] , dut.w[1], dut.w[2], dut.w[3], dut.\\$38 };" in tb
+    assert "mxsf_probe1 = {\n      dut.u0.x};" in tb and tb.count("      mxsf_sample;") == 2
 
 
 def test_sample_counting(tmp_path):
