@@ -266,8 +266,16 @@ def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: 
             name = f"mxsf_probe{len(regs)}"
             regs.append(name)
             lines.append(f"  reg [{len(refs) - 1}:0] {name};")
-            rows = [", ".join(refs[i:i + 8]) for i in range(0, len(refs), 8)]
-            sample.append(f"    {name} = {{\n      " + ",\n      ".join(rows) + "};")
+            # slices of 64 bits: one concatenation of every net makes one huge C++
+            # expression in Verilator's model, which the compiler takes gigabytes for
+            n = len(refs)
+            for lo in range(0, n, 64):
+                hi = min(lo + 64, n)
+                chunk = refs[lo:hi]
+                rows = [", ".join(chunk[i:i + 8]) for i in range(0, len(chunk), 8)]
+                # refs[0] is the most significant bit: bit n-1
+                sample.append(f"    {name}[{n - 1 - lo}:{n - hi}] = {{\n      "
+                              + ",\n      ".join(rows) + "};")
         if regs:
             lines += ["  task mxsf_sample;", "  begin", *sample,
                       f'    $fwrite(fa, "{"%b" * len(regs)}\\n", {", ".join(regs)});',

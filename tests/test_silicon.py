@@ -293,8 +293,8 @@ def test_probe_nets_name_every_net():
     assert probes == {"top": [("a", "a"), ("b[0]", "\\b[0] "), ("w[0]", "w[1]"), ("w[1]", "w[2]"),
                               ("w[2]", "w[3]"), ("\\$38", "\\$38 ")], "sub": [("x", "x")]}
     tb, _inputs, _outputs = testbench_text(netlist, "top", clock_ns=10.0, cycles=2, probes=probes)
-    assert "mxsf_probe0 = {\n      dut.a, dut.\\b[0] , dut.w[1], dut.w[2], dut.w[3], dut.\\$38 };" in tb
-    assert "mxsf_probe1 = {\n      dut.u0.x};" in tb and tb.count("      mxsf_sample;") == 2
+    assert "mxsf_probe0[5:0] = {\n      dut.a, dut.\\b[0] , dut.w[1], dut.w[2], dut.w[3], dut.\\$38 };" in tb
+    assert "mxsf_probe1[0:0] = {\n      dut.u0.x};" in tb and tb.count("      mxsf_sample;") == 2
 
 
 def test_sample_counting(tmp_path):
