@@ -19,7 +19,8 @@ import pytest
 
 from mxsf.sim.gate_activity import (GateLevelError, GateLevelMismatch, activity_tcl, check_outputs,
                                     count_samples, pe_workload, probe_nets, run_workload,
-                                    simulate_netlist, testbench_text)
+                                    simulate_netlist)
+from mxsf.sim.gate_activity import testbench_text as gate_testbench
 from mxsf.synth import SynthError, get_library, read_cells, synthesize
 from mxsf.synth.energy import activity_power, pj_per_mac
 from mxsf.studies.accuracy import make_distribution
@@ -292,7 +293,7 @@ def test_probe_nets_name_every_net():
     # private name, is not in the Verilog text; a bit with two names is sampled once
     assert probes == {"top": [("a", "a"), ("b[0]", "\\b[0] "), ("w[0]", "w[1]"), ("w[1]", "w[2]"),
                               ("w[2]", "w[3]"), ("\\$38", "\\$38 ")], "sub": [("x", "x")]}
-    tb, _inputs, _outputs = testbench_text(netlist, "top", clock_ns=10.0, cycles=2, probes=probes)
+    tb, _inputs, _outputs = gate_testbench(netlist, "top", clock_ns=10.0, cycles=2, probes=probes)
     assert "mxsf_probe0[5:0] = {\n      dut.a, dut.\\b[0] , dut.w[1], dut.w[2], dut.w[3], dut.\\$38 };" in tb
     assert "mxsf_probe1[0:0] = {\n      dut.u0.x};" in tb and tb.count("      mxsf_sample;") == 2
 
