@@ -7,11 +7,14 @@ parallel workers (pytest-xdist, synthesis pools) may write the same file at once
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["atomic_write", "write_if_changed"]
+__all__ = ["atomic_write", "locked", "write_if_changed"]
 
 
 def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> Path:
@@ -41,3 +44,15 @@ def write_if_changed(path: str | os.PathLike[str], text: str) -> bool:
         pass
     atomic_write(path, text)
     return True
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

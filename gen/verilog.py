@@ -19,9 +19,7 @@ same design, so it is converted once.
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -31,7 +29,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from amaranth.back import verilog
 from amaranth.hdl import Const, Shape, Value, ValueCastable
@@ -42,7 +40,7 @@ from mxsf.hw.layouts import Encoding
 from mxsf.golden.formats import ElementFormat, get_format
 
 from .built import BuiltDesign, Port, params_json
-from .files import atomic_write, write_if_changed
+from .files import atomic_write, locked as _locked, write_if_changed
 
 __all__ = ["build_verilog", "default_top_name", "read_verilog_ports", "layout_fields", "payload_layouts",
            "write_design"]
@@ -223,16 +221,6 @@ def _convert_key(component_cls: type, params: Mapping[str, Any], top: str) -> st
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _cached_text(build_dir: Path, verilog_path: Path, key: str) -> str | None:

@@ -13,7 +13,6 @@ not rebuild and two pytest-xdist workers never build the same folder at once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import dataclasses
 import functools
 import hashlib
@@ -34,7 +33,7 @@ from typing import Any, Iterator, Literal, Mapping, Sequence
 import cocotb
 from cocotb_tools.runner import Runner, get_runner
 
-from mxsf.gen.files import write_if_changed
+from mxsf.gen.files import locked as _locked, write_if_changed
 from mxsf.gen.built import BuiltDesign
 
 from .env import CONFIG_ENV, DESIGN_ENV, WAVES_ENV
@@ -222,16 +221,6 @@ def waves_requested(waves: bool = False) -> bool:
 # Helpers
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
