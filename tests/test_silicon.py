@@ -304,15 +304,15 @@ def test_sample_counting(tmp_path):
     cycle at 1 per sample at 1; X is neither."""
     path = tmp_path / "activity.txt"
     # probe 1: bit a; probe 2: bits v1 v0.     cycle 0: A B | cycle 1: A B | cycle 2: A B
-    rows = ["x" "00", "0" "00", "1" "11", "1" "01", "0" "01", "x" "01"]
+    rows = ["x" "00", "0" "00", "1" "11", "1" "01", "1" "01", "x" "01"]
     path.write_text("".join(r + "\n" for r in rows))
     (a_t, a_h), (v_t, v_h) = count_samples(path, [1, 2], cycles=3, count_from=1, clock_ns=10.0)
-    assert a_t.tolist() == [2]                  # 0->1 into cycle 1, 1->0 in cycle 2; 0->x not
-    assert a_h.tolist() == [10.0]               # two samples at 1, 5 ns each
+    assert a_t.tolist() == [1]                  # 0->1 into cycle 1; 1->x is not a toggle
+    assert a_h.tolist() == [15.0]               # three samples at 1, 5 ns each
     assert v_t.tolist() == [2, 1]               # v1: 0->1->0; v0: 0->1 into cycle 1
     assert v_h.tolist() == [5.0, 20.0]
     (a_t0, _), _ = count_samples(path, [1, 2], cycles=3, count_from=0, clock_ns=10.0)
-    assert a_t0.tolist() == [2]                 # x->0 is not a toggle
+    assert a_t0.tolist() == [1]                 # x->0 is not a toggle
     with pytest.raises(GateLevelError, match="expected 8 samples of 3 bits, got 24 bytes"):
         count_samples(path, [1, 2], cycles=4, count_from=0, clock_ns=10.0)
 
