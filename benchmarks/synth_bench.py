@@ -65,10 +65,9 @@ def main(argv=None) -> int:
     p.add_argument("--lib", default="generic", help="generic (area table) or osu018 (silicon table)")
     p.add_argument("--formats", default="all", help="PE formats of the osu018 table (default all)")
     p.add_argument("--no-arrays", action="store_true", help="osu018: leave out the 4x4 arrays")
-    p.add_argument("--gate-sim", choices=("auto", "icarus", "verilator"), default="icarus",
-                   help="osu018: gate-level simulator of the activity run (default icarus; auto: "
-                        "Verilator from 100k cells, whose testbench does not yet compile in "
-                        "reasonable time for the 4x4 BF16 array)")
+    p.add_argument("--gate-sim", choices=("auto", "icarus", "verilator"), default="auto",
+                   help="osu018: gate-level simulator of the activity run (default auto: "
+                        "Verilator from 100k cells, Icarus below)")
     args = p.parse_args(argv)
     if args.lib != "generic":
         return osu_main(args)

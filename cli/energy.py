@@ -39,7 +39,7 @@ def _key(job, report, settings: dict) -> str:
 
 
 def measure_energy(job, report, *, dots: int = 8, k: int = 256, distribution: str = "gaussian",
-                   seed: int = 0, cache: bool = True, gate_sim: str = "icarus") -> dict | None:
+                   seed: int = 0, cache: bool = True, gate_sim: str = "auto") -> dict | None:
     """Activity-based power and pJ/MAC of ``report`` (a :class:`SynthReport` of ``job``).
 
     ``gate_sim`` picks the gate-level simulator (``auto``, ``icarus`` or ``verilator``;

@@ -60,7 +60,8 @@ def _activity(args):
     if args.no_activity or not get_library(args.lib).power:
         return None
     return functools.partial(measure_energy, dots=args.dots, k=args.k,
-                             distribution=args.distribution, cache=not args.no_cache)
+                             distribution=args.distribution, cache=not args.no_cache,
+                             gate_sim=args.gate_sim)
 
 
 def _failures() -> tuple:
@@ -127,7 +128,8 @@ def _cmd_synth(args) -> int:
                                          f"switching {e['power_switching_mw']:.4f}, leakage "
                                          f"{e['power_leakage_mw']:.6f})"),
             ("pJ/MAC (activity)", f"{e['pj_per_mac']:.3f} at utilisation {e['utilisation']:.3f}"),
-            ("gate-level sim / STA (s)", f"{e['sim_time_s']:.1f} / {e['sta_time_s']:.1f}"),
+            ("gate-level sim / STA (s)", f"{e['sim_time_s']:.1f} ({e.get('simulator', 'icarus')}) "
+                                         f"/ {e['sta_time_s']:.1f}"),
         ]
     rows += [
         ("synthesis / STA time (s)", f"{rep.wall_time_s:.1f} / {rep.sta_time_s:.1f}"),
@@ -186,6 +188,9 @@ def _add_lib_options(p) -> None:
                    help="length of each workload dot product (default 256)")
     p.add_argument("--distribution", default="gaussian",
                    help="tensor distribution of the workload (mxsf.studies.accuracy)")
+    p.add_argument("--gate-sim", choices=("auto", "icarus", "verilator"), default="auto",
+                   help="gate-level simulator of the workload (default auto: Verilator from "
+                        "100,000 cells, Icarus below)")
 
 
 def register(subparsers) -> None:

@@ -54,6 +54,8 @@ __all__ = [
     "Workload",
     "activity_tcl",
     "array_workload",
+    "instrument_netlist",
+    "PROBE_STYLES",
     "check_outputs",
     "GATE_SIMULATORS",
     "VERILATOR_MIN_CELLS",
@@ -214,8 +216,73 @@ def probe_nets(netlist: Mapping, top: str) -> dict[str, list[tuple[str, str]]]:
     return probes
 
 
+#: Name of the probe wire :func:`instrument_netlist` adds to every user module.
+PROBE = "mxsf_activity"
+_MODULE_RE = re.compile(r"^\s*module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)")
+
+
+def instrument_netlist(text: str, netlist: Mapping,
+                       probes: Mapping[str, Sequence[tuple[str, str]]]) -> str:
+    """The netlist text with a probe wire in each user module that has probe nets.
+
+    The probe is ``wire [N-1:0] mxsf_activity``, assigned in 64-bit slices from the
+    module's ``probes`` (from :func:`probe_nets`; the first is the most significant bit),
+    added before the module's ``endmodule``. This is how the Verilator testbench samples
+    (:func:`testbench_text` with ``probe_style="wire"``): Verilator evaluates the assigns
+    with the levelized netlist, and its model stays one small function per module,
+    where reading every net of every instance from the testbench makes one function of
+    all of them (120 MB of C++ for the 4x4 BF16 array). Icarus would re-evaluate each
+    assign on every change of any of its nets.
+
+    Raises
+    ------
+    GateLevelError
+        A module already has a net called ``mxsf_activity``, or a user module is not
+        found in the text.
+    """
+    modules = netlist["modules"]
+    decls: dict[str, str] = {}
+    for module, nets in probes.items():
+        if not nets:
+            continue
+        if PROBE in modules[module]["netnames"] or "\\" + PROBE in modules[module]["netnames"]:
+            raise GateLevelError(f"module {module!r} already has a net called {PROBE!r}")
+        refs = [ref for _label, ref in nets]
+        n = len(refs)
+        body = [f"  wire [{n - 1}:0] {PROBE};"]
+        for lo in range(0, n, 64):
+            hi = min(lo + 64, n)
+            chunk = refs[lo:hi]
+            rows = [", ".join(chunk[i:i + 8]) for i in range(0, len(chunk), 8)]
+            body.append(f"  assign {PROBE}[{n - 1 - lo}:{n - hi}] = {{\n    "
+                        + ",\n    ".join(rows) + "};")
+        decls[module] = "\n".join(body) + "\n"
+    out, current, seen = [], None, set()
+    for line in text.splitlines(keepends=True):
+        match = _MODULE_RE.match(line)
+        if match is not None:
+            current = match.group(1).lstrip("\\").rstrip()
+        elif line.strip() == "endmodule":
+            if current in decls:
+                out.append(decls[current])
+            seen.add(current)
+            current = None
+        out.append(line)
+    missing = sorted(set(decls) - seen)
+    if missing:
+        raise GateLevelError(f"netlist text lacks the module(s) {missing!r} of its JSON")
+    return "".join(out)
+
+
+#: How the testbench reads the nets: ``"task"`` by hierarchical reference at the sample
+#: points (Icarus), ``"wire"`` from the probe wires of :func:`instrument_netlist`
+#: (Verilator).
+PROBE_STYLES = ("task", "wire")
+
+
 def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: float,
-                   cycles: int, probes: Mapping[str, Sequence[tuple[str, str]]] | None = None
+                   cycles: int, probes: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+                   probe_style: str = "task"
                    ) -> tuple[str, list[tuple[str, int]], list[tuple[str, int]]]:
     """The testbench, and the (name, width) of the inputs (packed into each stimulus
     line, first input in the most significant bits) and of the outputs.
@@ -223,10 +290,15 @@ def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: 
     With ``probes`` (module -> (label, reference) of its net bits, from
     :func:`probe_nets`), the testbench writes every net bit of every instance (in
     :func:`_scopes` order, ``%b``, one line per sample) to ``activity.txt``: just before
-    each rising edge and at the end of each cycle. The bits are read by hierarchical
-    reference from a task, only at those two points: a continuous assign over every net
-    would be re-evaluated by Icarus on every net's every change.
+    each rising edge and at the end of each cycle. With ``probe_style="task"`` the bits
+    are read by hierarchical reference from a task, only at those two points (a
+    continuous assign over every net would be re-evaluated by Icarus on every net's
+    every change); with ``"wire"`` the testbench writes each instance's
+    ``mxsf_activity`` wire (the netlist must be instrumented by
+    :func:`instrument_netlist`).
     """
+    if probe_style not in PROBE_STYLES:
+        raise ValueError(f"probe_style must be one of {PROBE_STYLES}, not {probe_style!r}")
     ports = _ports(netlist, top)
     inputs = [(b, len(bits)) for b, d, bits in ports if d == "input" and b != clock]
     outputs = [(b, len(bits)) for b, d, bits in ports if d == "output"]
@@ -257,7 +329,12 @@ def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: 
     fmt = " ".join(["%0d"] + ["%h"] * len(outputs))
     args = ", ".join(["cyc"] + [n for n, _ in outputs])
     sample: list[str] = []
-    if probes is not None:
+    if probes is not None and probe_style == "wire":
+        paths = [f"{path}.{PROBE}" for _scope, path, module in _scopes(netlist, top)
+                 if probes[module]]
+        if paths:
+            sample = [f'      $fwrite(fa, "{"%b" * len(paths)}\\n", {", ".join(paths)});']
+    elif probes is not None:
         regs = []
         for _scope, path, module in _scopes(netlist, top):
             refs = [f"{path}.{ref}" for _label, ref in probes[module]]
@@ -457,15 +534,19 @@ def simulate_netlist(work_dir: str | os.PathLike[str], *, top: str,
     run = work / tag
     run.mkdir(parents=True, exist_ok=True)
     probes = probe_nets(data, top)
+    style = "wire" if simulator == "verilator" else "task"
     tb, inputs, outputs = testbench_text(data, top, clock_ns=clock_ns, cycles=len(vectors),
-                                         probes=probes)
+                                         probes=probes, probe_style=style)
     known = {n for n, _ in inputs}
     for vec in vectors[:1]:
         unknown = set(vec) - known
         if unknown:
             raise ValueError(f"vectors name inputs the netlist lacks: {sorted(unknown)!r}")
     (run / "tb.v").write_text(tb)
-    (run / "netlist.v").write_text("`timescale 1ns/10ps\n" + (work / netlist).read_text())
+    text = (work / netlist).read_text()
+    if style == "wire":
+        text = instrument_netlist(text, data, probes)
+    (run / "netlist.v").write_text("`timescale 1ns/10ps\n" + text)
     lines = []
     for vec in vectors:
         word = 0

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from mxsf.sim.gate_activity import (GateLevelError, GateLevelMismatch, activity_tcl, check_outputs,
-                                    count_samples, pe_workload, probe_nets, run_workload,
-                                    simulate_netlist)
+                                    count_samples, instrument_netlist, pe_workload, probe_nets,
+                                    run_workload, simulate_netlist)
 from mxsf.sim.gate_activity import testbench_text as gate_testbench
 from mxsf.synth import SynthError, get_library, read_cells, synthesize
 from mxsf.synth.energy import activity_power, pj_per_mac
@@ -44,6 +44,16 @@ module regs(input clk, input [7:0] d, output reg [7:0] q);
 endmodule
 """
 
+#: Two instances of pipe4 (kept as a module by the hierarchical flow) and top glue.
+_PIPES2 = """\
+module pipes2(input clk, input [3:0] a, input [3:0] b, input [3:0] c, output [7:0] q);
+  wire [7:0] q0, q1;
+  pipe4 u0(.clk(clk), .a(a), .b(b), .c(c), .q(q0));
+  pipe4 u1(.clk(clk), .a(q0[3:0]), .b(q0[7:4]), .c(a ^ c), .q(q1));
+  assign q = q0 ^ q1;
+endmodule
+"""
+
 
 def _pipe(width: int) -> str:
     return _PIPE.format(w=width, m=width - 1, q=2 * width - 1)
@@ -53,7 +63,8 @@ def _pipe(width: int) -> str:
 def designs(tmp_path_factory) -> dict[str, Path]:
     src = tmp_path_factory.mktemp("verilog")
     out = {}
-    for name, text in (("pipe4", _pipe(4)), ("pipe8", _pipe(8)), ("regs", _REGS)):
+    for name, text in (("pipe4", _pipe(4)), ("pipe8", _pipe(8)), ("regs", _REGS),
+                       ("pipes2", _PIPES2 + _pipe(4))):
         out[name] = src / f"{name}.v"
         out[name].write_text(text)
     return out
@@ -67,6 +78,11 @@ def out_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pipe4(designs, out_dir):
     return synthesize(designs["pipe4"], "pipe4", out_dir=out_dir, lib="osu018")
+
+
+@pytest.fixture(scope="module")
+def pipes2(designs, out_dir):
+    return synthesize(designs["pipes2"], "pipes2", out_dir=out_dir, lib="osu018")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +166,8 @@ def test_pe_through_the_cli(tmp_path, capsys):
                  "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for item in ("Fmax (MHz)", "WNS (ns)", "power vectorless (mW)", "pJ/MAC vectorless",
-                 "power from activity (mW)", "pJ/MAC (activity)", "2 results checked"):
+                 "power from activity (mW)", "pJ/MAC (activity)", "2 results checked",
+                 "(icarus) /"):                 # auto: a small netlist runs on Icarus
         assert item in out, item
     report = json.loads(next(tmp_path.glob("osu018-*/report.json")).read_text())
     cells = read_cells(_OSU.liberty)
@@ -254,29 +271,36 @@ def test_doubling_toggle_rate_raises_dynamic_power(pipe8):
 
 
 @needs_osu
-def test_verilator_and_icarus_count_the_same_activity(pipe8, tmp_path):
-    """The same netlist and vectors on both gate-level simulators: the same outputs after
-    the first cycles (Icarus starts the flip-flops at X), the same toggles and time at 1
-    for every net bit of the counting window."""
+def test_verilator_and_icarus_count_the_same_activity(pipes2, tmp_path):
+    """The same hierarchical netlist (two kept instances of a module) and vectors on both
+    gate-level simulators (Icarus reads the nets from a testbench task, Verilator from
+    probe wires added to each module): the same outputs after the first cycles (Icarus
+    starts the flip-flops at X), the same toggles and time at 1 for every net bit of the
+    counting window, in the top and in both instances."""
     from mxsf.synth.cellsim import verilator_cell_models
 
     models = verilator_cell_models(_OSU, tmp_path)
     assert models.read_text().count("module ") >= 30
-    vectors = _random_vectors(8, 60, 0.3, seed=5)
-    sims = {sim: simulate_netlist(pipe8.work_dir, top=pipe8.top, cell_models=_OSU.cell_models,
-                                  verilator_cell_models=models, vectors=vectors, clock_ns=pipe8.clock_ns,
+    vectors = _random_vectors(4, 60, 0.3, seed=5)
+    sims = {sim: simulate_netlist(pipes2.work_dir, top=pipes2.top, cell_models=_OSU.cell_models,
+                                  verilator_cell_models=models, vectors=vectors, clock_ns=pipes2.clock_ns,
                                   count_from=4, tag=f"agree-{sim}", simulator=sim)
             for sim in ("icarus", "verilator")}
     ica, vl = sims["icarus"], sims["verilator"]
     assert (ica.simulator, vl.simulator) == ("icarus", "verilator")
-    assert ica.outputs[4:] == vl.outputs[4:] and all(r["q"] is not None for r in ica.outputs[4:])
+    assert "mxsf_activity" in (Path(pipes2.work_dir) / "agree-verilator" / "netlist.v").read_text()
+    assert "mxsf_activity" not in (Path(pipes2.work_dir) / "agree-icarus" / "netlist.v").read_text()
+    assert ica.outputs[6:] == vl.outputs[6:] and all(r["q"] is not None for r in ica.outputs[6:])
     assert ica.toggles == vl.toggles and ica.high_ns == vl.high_ns
-    assert sum(ica.toggles.values()) > 60 * 4           # the datapath toggles
-    assert ica.toggles[("", "clk")] == 2 * 56 and ica.high_ns[("", "clk")] == pytest.approx(56 * pipe8.clock_ns / 2)
+    scopes = {scope for scope, _net in ica.toggles}
+    assert scopes == {"", "u0", "u1"}
+    for scope in ("u0", "u1"):                          # each instance's datapath toggles
+        assert sum(v for (s, _n), v in ica.toggles.items() if s == scope) > 60 * 2, scope
+    assert ica.toggles[("", "clk")] == 2 * 56 and ica.high_ns[("", "clk")] == pytest.approx(56 * pipes2.clock_ns / 2)
     with pytest.raises(ValueError, match="simulator must be one of"):
-        simulate_netlist(pipe8.work_dir, top=pipe8.top, vectors=vectors, simulator="xcelium")
+        simulate_netlist(pipes2.work_dir, top=pipes2.top, vectors=vectors, simulator="xcelium")
     with pytest.raises(ValueError, match="'verilator' needs verilator_cell_models"):
-        simulate_netlist(pipe8.work_dir, top=pipe8.top, vectors=vectors, simulator="verilator")
+        simulate_netlist(pipes2.work_dir, top=pipes2.top, vectors=vectors, simulator="verilator")
 
 
 def test_probe_nets_name_every_net():
@@ -296,6 +320,17 @@ def test_probe_nets_name_every_net():
     tb, _inputs, _outputs = gate_testbench(netlist, "top", clock_ns=10.0, cycles=2, probes=probes)
     assert "mxsf_probe0[5:0] = {\n      dut.a, dut.\\b[0] , dut.w[1], dut.w[2], dut.w[3], dut.\\$38 };" in tb
     assert "mxsf_probe1[0:0] = {\n      dut.u0.x};" in tb and tb.count("      mxsf_sample;") == 2
+    # Verilator's style: a probe wire in each module, written by the testbench
+    text = "module top(a);\n  input a;\nendmodule\nmodule sub(x);\n  input x;\nendmodule\n"
+    wired = instrument_netlist(text, netlist, probes)
+    assert ("  wire [5:0] mxsf_activity;\n  assign mxsf_activity[5:0] = {\n    a, \\b[0] , w[1], "
+            "w[2], w[3], \\$38 };\nendmodule\nmodule sub") in wired
+    assert "  assign mxsf_activity[0:0] = {\n    x};\nendmodule\n" in wired
+    tb, _inputs, _outputs = gate_testbench(netlist, "top", clock_ns=10.0, cycles=2, probes=probes,
+                                           probe_style="wire")
+    assert tb.count('$fwrite(fa, "%b%b\\n", dut.mxsf_activity, dut.u0.mxsf_activity);') == 2
+    with pytest.raises(GateLevelError, match="lacks the module"):
+        instrument_netlist(text.replace("module sub", "module other"), netlist, probes)
 
 
 def test_sample_counting(tmp_path):
