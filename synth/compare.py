@@ -313,6 +313,10 @@ class ProgressBar:
         self.stream.flush()
 
 
+#: Designs built of many PEs: :func:`run_jobs` starts them first.
+_COMPOSITE_DESIGNS = ("array", "gemm")
+
+
 def run_jobs(jobs: Sequence[SynthJob], *, synth_dir: str | os.PathLike[str] | None = None,
              cache: bool = True, workers: int | None = None,
              progress: ProgressBar | None = None, lib: str = "generic",
@@ -357,6 +361,10 @@ def run_jobs(jobs: Sequence[SynthJob], *, synth_dir: str | os.PathLike[str] | No
             state = "cached" if result.report.cached else f"{result.report.wall_time_s:.1f} s"
             progress.advance(f"{result.job.describe()} ({state})")
 
+    # The longest jobs first, so they do not start last on an otherwise idle pool: a
+    # design built of many PEs (array, GEMM) takes several times a PE's synthesis and
+    # gate-level simulation. Results keep the order of ``jobs``.
+    todo.sort(key=lambda i: jobs[i].design not in _COMPOSITE_DESIGNS)
     args = (str(synth_dir), cache, lib, clock_ns, activity)
     if scheduler is not None and todo:
         _run_dask(scheduler, [(i, jobs[i]) for i in todo], args, finished)
