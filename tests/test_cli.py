@@ -97,7 +97,16 @@ def test_generate_bf16_pe(tmp_path):
 ARRAY_FORMATS = [*ELEMENT_FORMATS, "bf16"]
 
 
-@pytest.mark.parametrize("fmt", ARRAY_FORMATS)
+#: Formats the default suite generates through the CLI (the 2x2 and 4x4 array tests
+#: convert every other format's array; the rest run with -m slow).
+_CLI_DEFAULT = ("mxsf", "bf16", "mx4", "int8", "fp4_e2m1")
+
+
+def _slow_unless_default(formats):
+    return [f if f in _CLI_DEFAULT else pytest.param(f, marks=pytest.mark.slow) for f in formats]
+
+
+@pytest.mark.parametrize("fmt", _slow_unless_default(ARRAY_FORMATS))
 def test_generate_array_every_format(tmp_path, capsys, fmt):
     block = (fmt != "bf16" and get_format(fmt).fixed_block_size) or 2     # mx9/mx6/mx4: 16
     assert main(["generate", "array", "--fmt", fmt, "--rows", "1", "--cols", "3", "--block-size", str(block),
@@ -111,8 +120,8 @@ def test_generate_array_every_format(tmp_path, capsys, fmt):
     assert side_path.name in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("fmt", [f if f != "fp8_e5m2" else pytest.param(f, marks=pytest.mark.slow)
-                                 for f in ARRAY_FORMATS if f != "bf16" and get_format(f).allows_tiles])
+@pytest.mark.parametrize("fmt", _slow_unless_default(
+    [f for f in ARRAY_FORMATS if f != "bf16" and get_format(f).allows_tiles]))
 def test_generate_gemm_every_format(tmp_path, fmt):
     assert main(["generate", "gemm", "--fmt", fmt, "--tile", "2", "2", "--block-size", "2",
                  "--lanes", "2", "--dim", "4", "-o", str(tmp_path)]) == 0
@@ -143,12 +152,15 @@ def test_generate_array_gemm_bad_params(tmp_path, capsys, argv, needle):
 
 
 @pytest.mark.sim
-def test_test_command_runs_the_regression(tmp_path):
-    require_simulator("verilator")
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_test_command_runs_the_regression(tmp_path, sim):
+    """``mxsf test``'s cocotb regression (on Verilator only with -m slow: a Verilator
+    build of its own for this PE)."""
+    require_simulator(sim)
     code, out, err = run("test", "pe", "--fmt", "fp4_e2m1", "--block-size", "4", "--lanes", "2",
-                         "--count", "10", "--seed", "4")
+                         "--count", "10", "--seed", "4", "--sim", sim)
     assert code == 0, out + err
-    assert "PASS pe.random_dots [verilator]" in out and "PASS pe.code_pairs [verilator]" in out
+    assert f"PASS pe.random_dots [{sim}]" in out and f"PASS pe.code_pairs [{sim}]" in out
     assert out.strip().splitlines()[-1].endswith("passed, 0 failed")
 
 
