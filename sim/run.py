@@ -286,7 +286,7 @@ def _build_stamp(design: BuiltDesign, sim: Simulator, waves: bool) -> str:
     """Text that must match for a simulator build folder to be reused."""
     return json.dumps({
         "sim": sim, "waves": waves, "verilog_sha256": design.verilog_sha256,
-        "flags": [*VERILATOR_FLAGS, *VERILATOR_PUBLIC_ARGS] if sim == "verilator" else [],
+        "flags": [*VERILATOR_FLAGS, *VERILATOR_PUBLIC_ARGS, *verilator_make_vars()] if sim == "verilator" else [],
         "timescale": TIMESCALE, "cocotb": cocotb.__version__,
     }, sort_keys=True) + "\n"
 
@@ -349,6 +349,39 @@ def _fill_runtime_cache(cache_dir: Path, build_dir: Path) -> None:
 #: C++ files (which then use a precompiled header) fail to compile without it.
 VERILATOR_MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include",)
 
+#: Environment variable choosing the C++ optimisation of the Verilator models built by
+#: this process (``-O0``, ``-O1``, ``-O2``, ``-O3`` or ``-Os``); unset: Verilator's own
+#: (``-Os``, split into several files for large models). When set, the model is compiled
+#: as one file at that level. The test suite sets ``-O0``: its runs are short (all of its
+#: Verilator vector runs together simulate for under 2 s at ``-Os``) and the compile is
+#: what costs; the 32-lane MX6 PE compiles in 4.2 CPU-s instead of 19.5.
+VERILATOR_OPT_ENV = "MXSF_VERILATOR_OPT"
+VERILATOR_OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os")
+
+
+def verilator_opt() -> str:
+    """The optimisation level of :data:`VERILATOR_OPT_ENV` ("" when unset).
+
+    Raises
+    ------
+    ValueError
+        The variable holds something else.
+    """
+    opt = os.environ.get(VERILATOR_OPT_ENV, "").strip()
+    if opt and opt not in VERILATOR_OPT_LEVELS:
+        raise ValueError(f"{VERILATOR_OPT_ENV} must be one of {', '.join(VERILATOR_OPT_LEVELS)} "
+                         f"or unset, not {opt!r}")
+    return opt
+
+
+def verilator_make_vars() -> tuple[str, ...]:
+    """:data:`VERILATOR_MAKE_VARS` and, with :data:`VERILATOR_OPT_ENV` set, the model's
+    optimisation level as one translation unit."""
+    opt = verilator_opt()
+    if not opt:
+        return VERILATOR_MAKE_VARS
+    return (*VERILATOR_MAKE_VARS, f"OPT_FAST={opt}", f"OPT_SLOW={opt}", "VM_PARALLEL_BUILDS=0")
+
 #: What replaces the cocotb runner's ``--public-flat-rw``. That flag makes every signal of
 #: every instance VPI-writable, which blocks Verilator's optimizations: a 4x4 MX array's
 #: C++ grows from 3.6 MB to 25 MB and its build from ~65 s to ~470 s. The testbenches only
@@ -360,10 +393,11 @@ def _fix_verilator_commands(runner: Runner) -> None:
     """Patch the runner's Verilator build commands (see :data:`VERILATOR_MAKE_VARS` and
     :data:`VERILATOR_PUBLIC_ARGS`)."""
     original = runner._build_command
+    make_vars = verilator_make_vars()
 
     def fix(cmd: list[str]) -> list[str]:
         if cmd and cmd[0] == "make":
-            return [*cmd, *VERILATOR_MAKE_VARS]
+            return [*cmd, *make_vars]
         if "--public-flat-rw" in cmd:
             at = cmd.index("--public-flat-rw")
             return [*cmd[:at], *VERILATOR_PUBLIC_ARGS, *cmd[at + 1:]]
@@ -431,7 +465,9 @@ def build_simulator(design: BuiltDesign, sim: Simulator = "verilator", *, waves:
         If the simulator's build step fails.
     """
     sim = _check_simulator(sim)
-    build_dir = design.build_dir / "sim" / f"{sim}{'-waves' if waves else ''}-{design.verilog_sha256[:12]}"
+    opt = verilator_opt() if sim == "verilator" else ""
+    build_dir = (design.build_dir / "sim"
+                 / f"{sim}{'-waves' if waves else ''}{opt.replace('-', '-opt')}-{design.verilog_sha256[:12]}")
     stamp_path = build_dir / "mxsf-build.stamp"
     stamp = _build_stamp(design, sim, waves)
     start = time.monotonic()

@@ -68,7 +68,7 @@ from mxsf.gen.built import BuiltDesign, Port
 from mxsf.gen.files import write_if_changed
 
 from .run import (VERILATOR_FLAGS, VERILATOR_MAKE_VARS, BuildError, Simulator, _check_simulator,
-                  _locked, _log_tail, _short_hash, _tool_version)
+                  _locked, _log_tail, _short_hash, _tool_version, verilator_make_vars)
 
 __all__ = [
     "TB_TOP", "RESET_CYCLES", "CHUNK", "Encoding", "FieldLayout", "Records", "VectorSim",
@@ -90,6 +90,12 @@ CYCLE_BITS = 32
 #: Make variables the wheel's ``verilated.mk`` leaves empty: coroutines (for ``--timing``)
 #: and the precompiled-header include (see :data:`mxsf.sim.run.VERILATOR_MAKE_VARS`).
 VECTOR_MAKE_VARS = (*VERILATOR_MAKE_VARS, "CFG_CXXFLAGS_COROUTINES=-fcoroutines")
+
+
+def _model_make_vars() -> tuple[str, ...]:
+    """:data:`VECTOR_MAKE_VARS` and the model's optimisation level, if chosen
+    (:func:`mxsf.sim.run.verilator_make_vars`)."""
+    return (*verilator_make_vars(), "CFG_CXXFLAGS_COROUTINES=-fcoroutines")
 
 _CONTROL = ("clk", "rst")
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -655,7 +661,7 @@ def _build_verilator(build_dir: Path, sources: list[Path], tb: Path, *, vcd: boo
     _run_logged(cmd, build_dir, log_path, "Verilator (verilate)")
     cache = _verilator_runtime_cache(build_root, vcd)
     reuse_verilator_runtime(obj_dir, cache)
-    make = ["make", "-C", str(obj_dir), "-f", f"V{TB_TOP}.mk", "-j", "1", *VECTOR_MAKE_VARS]
+    make = ["make", "-C", str(obj_dir), "-f", f"V{TB_TOP}.mk", "-j", "1", *_model_make_vars()]
     _run_logged(make, build_dir, log_path, "Verilator (make)")
     keep_verilator_runtime(obj_dir, cache)
     return obj_dir / "vsim"
@@ -720,7 +726,9 @@ def build_vector_sim(sources: Sequence[str | os.PathLike[str]], top: str, ports:
     for path in paths:
         digest.update(path.read_bytes())
     digest.update(tb_text.encode())
-    digest.update(json.dumps([sim, VERILATOR_FLAGS, VECTOR_MAKE_VARS, vcd]).encode())
+    digest.update(json.dumps([sim, VERILATOR_FLAGS, VECTOR_MAKE_VARS, vcd]
+                             + ([_model_make_vars()] if sim == "verilator" and verilator_make_vars()
+                                != VERILATOR_MAKE_VARS else [])).encode())
     build_root = Path(build_root).resolve()
     build_dir = build_root / "vectors" / f"{top}-{sim}-{digest.hexdigest()[:12]}"
     stamp = build_dir / "mxsf-build.stamp"

@@ -15,12 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from mxsf.sim.run import SIMULATORS, Simulator, simulator_missing_reason
+from mxsf.sim.run import SIMULATORS, VERILATOR_OPT_ENV, Simulator, simulator_missing_reason
 
 __all__ = ["REQUIRE_ENV", "require_simulator", "needs_yosys", "simulator", "build_root", "pytest_collection_modifyitems"]
 
 #: Set to 1 to turn "simulator missing" skips into failures.
 REQUIRE_ENV = "MXSF_REQUIRE_SIMS"
+
+# The suite's Verilator models are compiled unoptimised, as one file: its simulations are
+# short and the C++ compile is what costs (see mxsf.sim.run.VERILATOR_OPT_ENV). Set the
+# variable to another level (or -Os, Verilator's own) to test the optimised build.
+os.environ.setdefault(VERILATOR_OPT_ENV, "-O0")
 
 
 def require_simulator(sim: Simulator) -> Simulator:

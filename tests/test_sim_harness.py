@@ -349,3 +349,17 @@ def test_run_regression_prints_progress(build_root: Path) -> None:
     out = io.StringIO()
     assert run_regression(tests[:1], sims=("icarus",), seed=6, root=build_root, out=out) == 0
     assert out.getvalue().splitlines()[-1] == "1 passed, 0 failed"
+
+
+def test_verilator_opt_level_from_the_environment(monkeypatch):
+    """MXSF_VERILATOR_OPT picks the model's C++ optimisation (one file); unset leaves
+    Verilator's own; anything else is a clear error."""
+    from mxsf.sim import run
+
+    monkeypatch.delenv(run.VERILATOR_OPT_ENV, raising=False)
+    assert run.verilator_make_vars() == run.VERILATOR_MAKE_VARS
+    monkeypatch.setenv(run.VERILATOR_OPT_ENV, "-O1")
+    assert run.verilator_make_vars()[-3:] == ("OPT_FAST=-O1", "OPT_SLOW=-O1", "VM_PARALLEL_BUILDS=0")
+    monkeypatch.setenv(run.VERILATOR_OPT_ENV, "-O9")
+    with pytest.raises(ValueError, match=r"^MXSF_VERILATOR_OPT must be one of -O0, -O1, -O2, -O3, -Os or unset, not '-O9'$"):
+        run.verilator_make_vars()
