@@ -1,6 +1,6 @@
 """Tests of ``mxsf synth`` / ``mxsf compare`` (mxsf.synth.compare, mxsf.synth.plots).
 
-The designs are tiny (MX PE with 4-element blocks and 4 lanes, BF16 PE with 1 lane) so
+The designs are tiny (MX PE with 4-element blocks and 2 lanes, BF16 PE with 1 lane) so
 the whole module synthesises four designs once, in two worker processes, and reuses them.
 """
 
@@ -38,7 +38,7 @@ from mxsf.synth.plots import _pareto_front
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_SMALL = ["--block-size", "4", "--lanes", "4"]
+_SMALL = ["--block-size", "4", "--lanes", "2"]
 _FORMATS = ("fp4_e2m1", "int8")
 
 
@@ -284,12 +284,12 @@ def test_compare_csv_and_json_columns(compared):
     assert header == expected
     assert [(r["design"], r["format"]) for r in rows] == [
         ("bf16-pe", "bf16"), ("pe", "fp8_e4m3"), ("pe", "fp4_e2m1"), ("pe", "int8")]
-    assert rows[2]["params"] == "block_size=4 lanes=4"
+    assert rows[2]["params"] == "block_size=4 lanes=2"
     data = json.loads((out / "compare.json").read_text())
     assert data["columns"] == expected
     assert [list(r) for r in data["rows"]] == [expected] * 4
-    assert data["rows"][2]["params"] == {"block_size": 4, "lanes": 4}
-    assert data["rows"][2]["top"] == "mx_pe_fp4_e2m1_b4_l4"
+    assert data["rows"][2]["params"] == {"block_size": 4, "lanes": 2}
+    assert data["rows"][2]["top"] == "mx_pe_fp4_e2m1_b4_l2"
     for r in data["rows"]:
         assert r["area_ge"] > 0 and r["flops"] > 0 and r["depth"] > 0 and r["delay_ps"] > 0
 
@@ -348,8 +348,8 @@ def test_synth_prints_the_table(compared, synth_dir):
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 2:
             items[cells[0]] = cells[1]
-    assert items["top"] == "mx_pe_fp4_e2m1_b4_l4"
-    assert items["MACs/cycle"] == "4"
+    assert items["top"] == "mx_pe_fp4_e2m1_b4_l2"
+    assert items["MACs/cycle"] == "2"
     row = next(r for r in json.loads((compared[0] / "compare.json").read_text())["rows"]
                if r["format"] == "fp4_e2m1")
     assert float(items["area (GE)"]) == pytest.approx(row["area_ge"])
@@ -359,7 +359,7 @@ def test_synth_prints_the_table(compared, synth_dir):
         assert items[key] not in ("", "-"), key
     for key in ("verilog", "report", "netlist", "log"):
         assert Path(items[key]).is_file(), key
-    assert items["verilog"].endswith("mx_pe_fp4_e2m1_b4_l4.v")
+    assert items["verilog"].endswith("mx_pe_fp4_e2m1_b4_l2.v")
 
 
 @needs_yosys

@@ -26,7 +26,7 @@ def test_compare_on_a_dask_cluster_gives_the_local_table(tmp_path, capsys):
     from mxsf.cli import main
 
     local, remote = tmp_path / "local", tmp_path / "dask"
-    assert main([*_SWEEP, "--jobs", "2", "--out", str(local / "out"),
+    assert main([*_SWEEP, "--jobs", "1", "--out", str(local / "out"),
                  "--synth-dir", str(local / "synth")]) == 0
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:

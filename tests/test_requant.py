@@ -224,7 +224,7 @@ def _requant_regression(build_root, sim, fmt, rows, cols, lanes):
     scales = {"scales": [-127, -126, 0, 127]} if get_format(fmt).microexp_group else {}
     run_checked(_design(build_root, fmt, rows, cols, lanes), REQUANT_TESTS, sim=sim, seed=31,
                 testcase=["random_tiles", "special_tiles", "midpoints", "backpressure", "back_to_back"],
-                config={"count": 12 if big else 100, **scales})
+                config={"count": 12 if big else 50, **scales})
 
 
 #: The design of the default suite on Verilator (the others run on Icarus, whose builds

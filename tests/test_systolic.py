@@ -258,9 +258,9 @@ def test_array_4x4_verilator(build_root, fmt):
 @pytest.mark.sim
 @pytest.mark.parametrize("fmt", _bdr_slow(ALL_FORMATS, keep=("mx9",)))
 def test_array_2x2_icarus(build_root, fmt):
-    """2x2, blocks of 4 in one beat (bf16: 2 beats): every format's PE inside an array
-    (widths of codes, scales and block sums through the skew and drain)."""
-    _run(build_root, "icarus", fmt, 2, count=12)
+    """2x2, 2 lanes (blocks of 4 in 2 beats; BDR blocks of 16 in 8): every format's PE
+    inside an array (widths of codes, scales and block sums through the skew and drain)."""
+    _run(build_root, "icarus", fmt, 2, count=12, lanes=2)
 
 
 @pytest.mark.sim
