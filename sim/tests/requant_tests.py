@@ -188,10 +188,12 @@ def midpoint_tile_bits(fmt, n: int, scales, rng) -> list:
     tiles = []
     base = midpoint_values(fmt)
     for E in scales:
-        anchor = np.float32(np.ldexp(1.0, E + f.emax_elem))
-        x = np.ldexp(base, E).astype(np.float32)
-        nb = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))])
-        nb = nb[np.abs(nb) < np.float32(np.ldexp(1.0, E + f.emax_elem + 1))]
+        # at the top scale the values beyond float32 (dropped below) overflow to Inf
+        with np.errstate(over="ignore"):
+            anchor = np.float32(np.ldexp(1.0, E + f.emax_elem))
+            x = np.ldexp(base, E).astype(np.float32)
+            nb = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))])
+            nb = nb[np.abs(nb) < np.float32(np.ldexp(1.0, E + f.emax_elem + 1))]
         bits = _bits(nb)
         bits = bits[rng.permutation(bits.size)]
         per = n - 1
