@@ -309,7 +309,7 @@ def _runtime_cache_dir(root: Path, waves: bool) -> Path:
     """
     key = _short_hash(_tool_version("verilator", "--version"), _tool_version("c++", "--version"),
                       cocotb.__version__, str(waves), *VERILATOR_FLAGS, *VERILATOR_PUBLIC_ARGS,
-                      length=12)
+                      *verilator_make_vars(), length=12)
     return root / ".verilator-runtime" / f"{'waves-' if waves else ''}{key}"
 
 
@@ -352,7 +352,7 @@ VERILATOR_MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include",)
 #: Environment variable choosing the C++ optimisation of the Verilator models built by
 #: this process (``-O0``, ``-O1``, ``-O2``, ``-O3`` or ``-Os``); unset: Verilator's own
 #: (``-Os``, split into several files for large models). When set, the model is compiled
-#: as one file at that level. The test suite sets ``-O0``: its runs are short (all of its
+#: as one file at that level, and the runtime too. The test suite sets ``-O0``: its runs are short (all of its
 #: Verilator vector runs together simulate for under 2 s at ``-Os``) and the compile is
 #: what costs; the 32-lane MX6 PE compiles in 4.2 CPU-s instead of 19.5.
 VERILATOR_OPT_ENV = "MXSF_VERILATOR_OPT"
@@ -380,7 +380,8 @@ def verilator_make_vars() -> tuple[str, ...]:
     opt = verilator_opt()
     if not opt:
         return VERILATOR_MAKE_VARS
-    return (*VERILATOR_MAKE_VARS, f"OPT_FAST={opt}", f"OPT_SLOW={opt}", "VM_PARALLEL_BUILDS=0")
+    return (*VERILATOR_MAKE_VARS, f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}",
+            "VM_PARALLEL_BUILDS=0")
 
 #: What replaces the cocotb runner's ``--public-flat-rw``. That flag makes every signal of
 #: every instance VPI-writable, which blocks Verilator's optimizations: a 4x4 MX array's

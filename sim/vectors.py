@@ -638,7 +638,7 @@ class VectorSim:
 
 def _verilator_runtime_cache(root: Path, vcd: bool) -> Path:
     key = _short_hash(_tool_version("verilator", "--version"), _tool_version("c++", "--version"),
-                      str(vcd), *VERILATOR_FLAGS, *VECTOR_MAKE_VARS, length=12)
+                      str(vcd), *VERILATOR_FLAGS, *_model_make_vars(), length=12)
     return root / ".verilator-runtime" / f"vectors-{'trace-' if vcd else ''}{key}"
 
 
@@ -670,8 +670,8 @@ def _build_verilator(build_dir: Path, sources: list[Path], tb: Path, *, vcd: boo
 def reuse_verilator_runtime(obj_dir: Path, cache: Path) -> None:
     """Copy the compiled Verilator runtime (``verilated*.o``) from ``cache`` into a
     verilated model's ``obj_dir`` before ``make``, so make does not compile it again.
-    Only for builds with :data:`VECTOR_MAKE_VARS` and the default ``OPT_GLOBAL`` (the
-    runtime's optimisation), which :func:`_verilator_runtime_cache` keys."""
+    Only for builds with the make variables (and so the ``OPT_GLOBAL``, the runtime's
+    optimisation) that :func:`_verilator_runtime_cache` keys."""
     if cache.is_dir():
         for obj in cache.iterdir():
             shutil.copy(obj, obj_dir / obj.name)     # fresh mtime: newer than the makefile

@@ -359,7 +359,8 @@ def test_verilator_opt_level_from_the_environment(monkeypatch):
     monkeypatch.delenv(run.VERILATOR_OPT_ENV, raising=False)
     assert run.verilator_make_vars() == run.VERILATOR_MAKE_VARS
     monkeypatch.setenv(run.VERILATOR_OPT_ENV, "-O1")
-    assert run.verilator_make_vars()[-3:] == ("OPT_FAST=-O1", "OPT_SLOW=-O1", "VM_PARALLEL_BUILDS=0")
+    assert run.verilator_make_vars()[-4:] == ("OPT_FAST=-O1", "OPT_SLOW=-O1", "OPT_GLOBAL=-O1",
+                                              "VM_PARALLEL_BUILDS=0")
     monkeypatch.setenv(run.VERILATOR_OPT_ENV, "-O9")
     with pytest.raises(ValueError, match=r"^MXSF_VERILATOR_OPT must be one of -O0, -O1, -O2, -O3, -Os or unset, not '-O9'$"):
         run.verilator_make_vars()
