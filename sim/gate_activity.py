@@ -465,7 +465,7 @@ def _build_and_run(run: Path, simulator: str, top: str, cell_models: Path,
         _run(["vvp", "-n", "tb.vvp"], run, "vvp", top, timeout_s)
         return
     from .run import VERILATOR_FLAGS, ensure_verilator_on_path
-    from .vectors import (VECTOR_MAKE_VARS, _verilator_runtime_cache, keep_verilator_runtime,
+    from .vectors import (_model_make_vars, _verilator_runtime_cache, keep_verilator_runtime,
                           reuse_verilator_runtime)
 
     if not ensure_verilator_on_path() or shutil.which("make") is None:
@@ -480,9 +480,10 @@ def _build_and_run(run: Path, simulator: str, top: str, cell_models: Path,
     cache = _verilator_runtime_cache(run.parent.parent, False)
     reuse_verilator_runtime(run / "obj", cache)
     # A few hundred cycles run: the C++ compile is the cost, so the model is not
-    # optimised (OPT_FAST, OPT_SLOW; the runtime keeps its OPT_GLOBAL).
+    # optimised (OPT_FAST, OPT_SLOW; the runtime keeps the OPT_GLOBAL its cache is keyed
+    # by, see mxsf.sim.run.VERILATOR_OPT_ENV).
     _run(["make", "-C", "obj", "-f", "Vmxsf_gate_tb.mk", "-j", str(min(os.cpu_count() or 1, 4)),
-          *VECTOR_MAKE_VARS, "OPT_FAST=-O0", "OPT_SLOW=-O0"], run, "make (Verilator)", top,
+          *_model_make_vars(), "OPT_FAST=-O0", "OPT_SLOW=-O0"], run, "make (Verilator)", top,
          timeout_s, log)
     keep_verilator_runtime(run / "obj", cache)
     _run([str(run / "obj" / "vsim")], run, "the Verilator model", top, timeout_s, log)

@@ -270,12 +270,13 @@ def test_array_2x2_icarus(build_root, fmt):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("fmt", ["mxsf", "mx6"])
+@pytest.mark.parametrize("fmt", ["mxsf", pytest.param("mx6", marks=pytest.mark.slow)])
 def test_array_4x4_icarus(build_root, fmt):
     """4x4, blocks in several beats of 2 lanes (MX6: blocks of 16 in 8 beats, the pair
     microexponents travel through the skew with their elements). Every format goes
-    through the 2x2 array; the larger array's skew and multi-beat blocks are
-    format-independent, so the default suite builds it for MXSF and MX6 only."""
+    through the 2x2 array (MX9's with blocks of 16 in 8 beats and their microexponents);
+    the larger array's skew and multi-beat blocks are format-independent, so the default
+    suite builds it for MXSF only (MX6 with -m slow)."""
     _run(build_root, "icarus", fmt, 4, count=6, lanes=2)
 
 
