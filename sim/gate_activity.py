@@ -216,6 +216,21 @@ def probe_nets(netlist: Mapping, top: str) -> dict[str, list[tuple[str, str]]]:
     return probes
 
 
+def _sliced_assigns(target: str, refs: Sequence[str], indent: str) -> list[str]:
+    """``target[hi:lo] = {...};`` statements giving ``target`` the bits ``refs`` (the first
+    the most significant), 64 bits a statement, 8 references a line: one concatenation of
+    every net makes one huge C++ expression in Verilator's model, which the compiler takes
+    gigabytes for."""
+    n = len(refs)
+    out = []
+    for lo in range(0, n, 64):
+        hi = min(lo + 64, n)
+        chunk = refs[lo:hi]
+        rows = [", ".join(chunk[i:i + 8]) for i in range(0, len(chunk), 8)]
+        out.append(f"{target}[{n - 1 - lo}:{n - hi}] = {{\n{indent}" + f",\n{indent}".join(rows) + "};")
+    return out
+
+
 #: Name of the probe wire :func:`instrument_netlist` adds to every user module.
 PROBE = "mxsf_activity"
 _MODULE_RE = re.compile(r"^\s*module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)")
@@ -248,14 +263,8 @@ def instrument_netlist(text: str, netlist: Mapping,
         if PROBE in modules[module]["netnames"] or "\\" + PROBE in modules[module]["netnames"]:
             raise GateLevelError(f"module {module!r} already has a net called {PROBE!r}")
         refs = [ref for _label, ref in nets]
-        n = len(refs)
-        body = [f"  wire [{n - 1}:0] {PROBE};"]
-        for lo in range(0, n, 64):
-            hi = min(lo + 64, n)
-            chunk = refs[lo:hi]
-            rows = [", ".join(chunk[i:i + 8]) for i in range(0, len(chunk), 8)]
-            body.append(f"  assign {PROBE}[{n - 1 - lo}:{n - hi}] = {{\n    "
-                        + ",\n    ".join(rows) + "};")
+        body = [f"  wire [{len(refs) - 1}:0] {PROBE};",
+                *_sliced_assigns(f"  assign {PROBE}", refs, "    ")]
         decls[module] = "\n".join(body) + "\n"
     out, current, seen = [], None, set()
     for line in text.splitlines(keepends=True):
@@ -343,16 +352,7 @@ def testbench_text(netlist: Mapping, top: str, *, clock: str = "clk", clock_ns: 
             name = f"mxsf_probe{len(regs)}"
             regs.append(name)
             lines.append(f"  reg [{len(refs) - 1}:0] {name};")
-            # slices of 64 bits: one concatenation of every net makes one huge C++
-            # expression in Verilator's model, which the compiler takes gigabytes for
-            n = len(refs)
-            for lo in range(0, n, 64):
-                hi = min(lo + 64, n)
-                chunk = refs[lo:hi]
-                rows = [", ".join(chunk[i:i + 8]) for i in range(0, len(chunk), 8)]
-                # refs[0] is the most significant bit: bit n-1
-                sample.append(f"    {name}[{n - 1 - lo}:{n - hi}] = {{\n      "
-                              + ",\n      ".join(rows) + "};")
+            sample += _sliced_assigns(f"    {name}", refs, "      ")
         if regs:
             lines += ["  task mxsf_sample;", "  begin", *sample,
                       f'    $fwrite(fa, "{"%b" * len(regs)}\\n", {", ".join(regs)});',
