@@ -8,9 +8,10 @@ functions by :func:`mxsf.synth.cellsim.verilator_cell_models`). A small testbenc
 after the falling clock edge, writes every output with its cycle number just before the
 rising edge, and samples every net twice a cycle: just before the rising edge (the
 inputs' effect settled) and at the end of the cycle (the flip-flops' effect settled).
-A task of the testbench reads every distinct net bit of every instance by hierarchical
-reference (:func:`probe_nets`) and writes them with ``%b``, one line a sample. Between the two samples of a zero-delay netlist
-nothing else changes, so the samples give each net's transitions and time at 1 exactly
+Every distinct net bit of every instance (:func:`probe_nets`) is written with ``%b``, one
+line a sample: on Icarus a task of the testbench reads them by hierarchical reference, on
+Verilator each module carries a probe wire of its nets (:func:`instrument_netlist`).
+Between the two samples of a zero-delay netlist nothing else changes, so the samples give each net's transitions and time at 1 exactly
 as a value-change dump would (X and Z count as neither). :func:`activity_tcl` turns them
 into OpenSTA ``set_power_activity -pins`` commands (toggles per clock cycle and duty) for
 every cell pin (through ``sta::set_power_pin_activity``: the ``-pins`` option of

@@ -329,14 +329,15 @@ def _use_runtime_cache(runner: Runner, cache_dir: Path, build_dir: Path) -> None
     runner._build_command = build_command  # type: ignore[method-assign]
 
 
-def _fill_runtime_cache(cache_dir: Path, build_dir: Path) -> None:
-    """Save the runtime objects of a successful build (atomically; first writer wins)."""
+def _fill_runtime_cache(cache_dir: Path, build_dir: Path, suffixes: tuple[str, ...] = (".o", ".d")) -> None:
+    """Save the runtime objects (``verilated*`` files with ``suffixes``) of a successful
+    build (atomically; first writer wins)."""
     if cache_dir.is_dir():
         return
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir.parent, prefix=f".{cache_dir.name}."))
     for path in build_dir.glob("verilated*"):
-        if path.suffix in (".o", ".d"):
+        if path.suffix in suffixes:
             shutil.copy2(path, tmp / path.name)
     try:
         os.rename(tmp, cache_dir)

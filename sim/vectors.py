@@ -49,14 +49,12 @@ The run ends after ``n`` cycles, ``n`` the number of stimulus lines.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +66,8 @@ from mxsf.gen.built import BuiltDesign, Port
 from mxsf.gen.files import write_if_changed
 
 from .run import (VERILATOR_FLAGS, VERILATOR_MAKE_VARS, BuildError, Simulator, _check_simulator,
-                  _locked, _log_tail, _short_hash, _tool_version, verilator_make_vars)
+                  _fill_runtime_cache, _locked, _log_tail, _short_hash, _tool_version,
+                  verilator_make_vars, verilator_opt)
 
 __all__ = [
     "TB_TOP", "RESET_CYCLES", "CHUNK", "Encoding", "FieldLayout", "Records", "VectorSim",
@@ -679,16 +678,7 @@ def reuse_verilator_runtime(obj_dir: Path, cache: Path) -> None:
 
 def keep_verilator_runtime(obj_dir: Path, cache: Path) -> None:
     """After ``make``: store the runtime objects in ``cache`` if it is not there yet."""
-    if cache.is_dir():
-        return
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{cache.name}."))
-    for obj in obj_dir.glob("verilated*.o"):
-        shutil.copy2(obj, tmp / obj.name)
-    try:
-        os.rename(tmp, cache)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _fill_runtime_cache(cache, obj_dir, suffixes=(".o",))
 
 
 def build_vector_sim(sources: Sequence[str | os.PathLike[str]], top: str, ports: Sequence[Port],
@@ -726,9 +716,8 @@ def build_vector_sim(sources: Sequence[str | os.PathLike[str]], top: str, ports:
     for path in paths:
         digest.update(path.read_bytes())
     digest.update(tb_text.encode())
-    digest.update(json.dumps([sim, VERILATOR_FLAGS, VECTOR_MAKE_VARS, vcd]
-                             + ([_model_make_vars()] if sim == "verilator" and verilator_make_vars()
-                                != VERILATOR_MAKE_VARS else [])).encode())
+    opt = verilator_opt() if sim == "verilator" else ""
+    digest.update(json.dumps([sim, VERILATOR_FLAGS, VECTOR_MAKE_VARS, vcd] + ([opt] if opt else [])).encode())
     build_root = Path(build_root).resolve()
     build_dir = build_root / "vectors" / f"{top}-{sim}-{digest.hexdigest()[:12]}"
     stamp = build_dir / "mxsf-build.stamp"
